@@ -68,9 +68,13 @@ def test_resume_after_kill_9_in_the_middle_of_a_batch(tmp_path, scripts):
     assert proc.returncode == -signal.SIGKILL
 
     space = small_space()
-    # Batches 0..4 (configurations 0..39) were written before the kill; 40..47 was in flight.
+    # Batch 40..47 was in flight. Batches before it are written by a background thread,
+    # which on a loaded machine may not have flushed all of them: what is on disk must be
+    # whole batches from the start, none at or after the blocked one.
     before = scan_results(out, space, owned=set())
-    assert np.flatnonzero(before.done).tolist() == list(range(40))
+    n_before = int(before.done.sum())
+    assert n_before % 8 == 0 and n_before <= 40
+    assert np.flatnonzero(before.done).tolist() == list(range(n_before))
     # Debris a kill during a write would leave: a temporary file and a half manifest line.
     rank = out / "results" / "rank-00000"
     (rank / ".tmp-deadbeef-batch-000000000040-8-x.parquet").write_bytes(b"PAR1 partial")
@@ -78,7 +82,7 @@ def test_resume_after_kill_9_in_the_middle_of_a_batch(tmp_path, scripts):
         fh.write('{"file": "batch-0000000000')
 
     summary = run_grid(linear, space, out, batch_size=8, progress=False, flush_every_s=0.0)
-    assert (summary.n_done_before, summary.n_evaluated) == (40, 40)
+    assert (summary.n_done_before, summary.n_evaluated) == (n_before, 80 - n_before)
     assert not list(rank.glob(".tmp-*"))
     df = load_results(out)  # raises on any duplicated configuration
     assert df["config_index"].tolist() == list(range(80))

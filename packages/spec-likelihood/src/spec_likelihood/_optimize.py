@@ -1,0 +1,387 @@
+"""Bounded Newton minimiser for partially separable objectives with block-diagonal coupling.
+
+The spectral likelihood with patch-wise parameters is a sum of terms (one per label tuple or
+per pixel), each depending on one patch of each free parameter: ``f(x) = sum_t f_t(x[idx_t])``.
+Two patches of the same parameter never share a pixel, so in the exact Hessian
+
+    H = [[D_e, C], [C^T, H_r]]
+
+the block ``D_e`` of any one parameter is *diagonal*. Eliminating the parameter with the most
+patches (``D_e``) leaves a dense Schur complement ``H_r - C^T D_e^-1 C`` of size
+``n - K_e`` (e.g. 70 for K = (1000, 50, 20)), factorised by Cholesky. Each iteration costs one
+evaluation of (value, gradient, per-term Hessians), all in one vectorised pass.
+
+Globalisation: Levenberg-Marquardt damping ``H + lambda diag(|H_ii|)`` with Nielsen's update
+(a rejected step raises lambda, no line search), which near the optimum reduces to Newton's
+method and converges quadratically. Bounds: projected Newton (Bertsekas 1982): variables at a
+bound whose gradient points outwards are held fixed for the step, the step is projected onto
+the box. Everything runs in one ``lax.while_loop`` with no host synchronisation, so the solver
+jits and vmaps (batched fits stop when the last batch member stops).
+
+Stopping rules (both reachable in float64):
+
+* ``gtol``: the projected gradient in units of each parameter's curvature,
+  ``max_i sqrt(H_ii) |x_i - clip(x_i - g_i / H_ii)|`` (dimensionless: a parameter offset in
+  units of its conditional 1-sigma error) is below ``gtol``;
+* ``rtol``: the decrease of -log L predicted by the undamped projected Newton step (the
+  Newton decrement; infinite where the free Hessian is not positive definite) is below
+  ``rtol * |f|``: no further step could change f measurably.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jaxtyping import Array, Bool, Float, Int
+
+__all__ = ["FitStatus", "NewtonResult", "minimize_partially_separable"]
+
+
+class FitStatus(enum.IntEnum):
+    """Outcome of a fit (the ``status`` field of results)."""
+
+    CONVERGED_GTOL = 0
+    """Scaled projected gradient below ``gtol``."""
+    CONVERGED_RTOL = 1
+    """Predicted relative decrease of -log L below ``rtol``."""
+    MAX_ITER = 2
+    """Iteration limit reached before a stopping rule was met."""
+    NON_FINITE = 3
+    """The objective or its gradient is NaN/inf at the starting point (or became so)."""
+    STALLED = 4
+    """No step decreases the objective even with maximal damping."""
+
+
+_RUNNING = -1
+_LAMBDA_MAX = 1e16
+_LAMBDA_MIN = 1e-15
+_LAMBDA_REJECT_FLOOR = 1e-4  # a rejected near-Newton step jumps at least to this damping
+
+
+class NewtonResult(NamedTuple):
+    """Result of :func:`minimize_partially_separable` (batch dims when vmapped)."""
+
+    x: Float[Array, " n"]
+    fun: Float[Array, ""]
+    grad: Float[Array, " n"]
+    hess_diag: Float[Array, " n"]
+    status: Int[Array, ""]
+    n_iter: Int[Array, ""]
+    n_evals: Int[Array, ""]
+    scaled_pgrad: Float[Array, ""]
+
+
+class _Structure(NamedTuple):
+    term_index: np.ndarray  # [T, m] global indices
+    n: int
+    elim: int  # block eliminated by its diagonal
+    e_off: int
+    e_size: int
+    others: tuple[int, ...]
+    term_e: np.ndarray  # [T] local index in the eliminated block
+    term_r: np.ndarray  # [T, m-1] index in the reduced (Schur) system
+    r_global: np.ndarray  # [R] global index of each reduced variable
+
+
+def _structure(term_index: np.ndarray, block_sizes: tuple[int, ...]) -> _Structure:
+    term_index = np.asarray(term_index, dtype=np.int64)
+    m = len(block_sizes)
+    if term_index.ndim != 2 or term_index.shape[1] != m:
+        raise ValueError(f"term_index must be [n_terms, {m}], got {term_index.shape}")
+    offsets = np.concatenate([[0], np.cumsum(block_sizes)[:-1]]).astype(np.int64)
+    local = term_index - offsets
+    if np.any(local < 0) or np.any(local >= np.asarray(block_sizes)):
+        raise ValueError("term_index: column j must index into block j")
+    elim = int(np.argmax(block_sizes))
+    others = tuple(j for j in range(m) if j != elim)
+    r_off = np.concatenate([[0], np.cumsum([block_sizes[j] for j in others])]).astype(np.int64)
+    term_r = (
+        np.stack([local[:, j] + r_off[i] for i, j in enumerate(others)], axis=1)
+        if others
+        else np.zeros((term_index.shape[0], 0), np.int64)
+    )
+    r_global = (
+        np.concatenate([offsets[j] + np.arange(block_sizes[j]) for j in others])
+        if others
+        else np.zeros(0, np.int64)
+    )
+    return _Structure(
+        term_index=term_index.astype(np.int32),
+        n=int(sum(block_sizes)),
+        elim=elim,
+        e_off=int(offsets[elim]),
+        e_size=int(block_sizes[elim]),
+        others=others,
+        term_e=local[:, elim].astype(np.int32),
+        term_r=term_r.astype(np.int32),
+        r_global=r_global.astype(np.int32),
+    )
+
+
+class _Hessian(NamedTuple):
+    diag: Float[Array, " n"]  # all diagonal entries
+    cross: Float[Array, "ke r"]  # coupling of the eliminated block to the rest
+    reduced: Float[Array, "r r"]  # dense Hessian of the remaining blocks
+
+
+def _evaluate(term_fn, aux, x, st: _Structure):
+    """Value, gradient and structured Hessian of ``sum_t term_fn(x[idx_t], aux_t)``."""
+
+    def vg(theta, a):
+        f, g = jax.value_and_grad(term_fn)(theta, a)
+        return g, (g, f)
+
+    theta = x[st.term_index]
+    h_t, (g_t, f_t) = jax.vmap(jax.jacfwd(vg, has_aux=True))(theta, aux)
+    f = jnp.sum(f_t)
+    g = jnp.zeros(st.n, x.dtype).at[st.term_index].add(g_t)
+    diag = jnp.zeros(st.n, x.dtype).at[st.term_index].add(jnp.diagonal(h_t, axis1=1, axis2=2))
+    r = st.r_global.shape[0]
+    others = np.asarray(st.others, dtype=np.int64)
+    cross = jnp.zeros((st.e_size, r), x.dtype)
+    reduced = jnp.zeros((r, r), x.dtype)
+    if r:
+        cross = cross.at[st.term_e[:, None], st.term_r].add(h_t[:, st.elim, others])
+        h_rr = h_t[:, others][:, :, others]
+        reduced = reduced.at[st.term_r[:, :, None], st.term_r[:, None, :]].add(h_rr)
+    return f, g, _Hessian(diag, cross, reduced)
+
+
+def _hess_quad(h: _Hessian, s: Array, st: _Structure) -> Array:
+    """``s^T H s`` from the structured Hessian."""
+    e = slice(st.e_off, st.e_off + st.e_size)
+    se = s[e]
+    out = jnp.sum(h.diag[e] * se * se)
+    if st.r_global.shape[0]:
+        sr = s[st.r_global]
+        out = out + 2.0 * se @ (h.cross @ sr) + sr @ (h.reduced @ sr)
+    return out
+
+
+def _active(x, g, lower, upper):
+    eps = 1e-10 * (upper - lower)
+    return ((x <= lower + eps) & (g > 0)) | ((x >= upper - eps) & (g < 0))
+
+
+def _scaled_pgrad(x, g, hd, lower, upper):
+    curv = jnp.maximum(jnp.abs(hd), _curvature_floor(hd))
+    newton = x - jnp.clip(x - g / curv, lower, upper)
+    return jnp.max(jnp.abs(newton) * jnp.sqrt(curv), initial=0.0)
+
+
+def _curvature_floor(hd):
+    return 1e-12 * jnp.max(jnp.abs(hd), initial=0.0) + 1e-300
+
+
+def _step(x, g, h: _Hessian, lam, lower, upper, st: _Structure):
+    """Damped projected Newton step by block elimination.
+
+    Returns ``(step, ok, decrease)``: the step projected onto the box, whether the damped free
+    Hessian is positive definite, and ``-1/2 g_F^T p_F`` (the decrease predicted for the
+    unprojected step; the Newton decrement when ``lam = 0``).
+    """
+    free = ~_active(x, g, lower, upper)
+    mu = lam * jnp.maximum(jnp.abs(h.diag), _curvature_floor(h.diag))
+    gf = jnp.where(free, g, 0.0)
+    e = slice(st.e_off, st.e_off + st.e_size)
+    free_e = free[e]
+    d_e = jnp.where(free_e, h.diag[e] + mu[e], 1.0)
+    ok = jnp.all(d_e > 0)
+    d_e = jnp.where(d_e > 0, d_e, 1.0)
+    g_e = gf[e]
+    if st.r_global.shape[0]:
+        free_r = free[st.r_global]
+        g_r = gf[st.r_global]
+        both = free_r[:, None] & free_r[None, :]
+        cross = jnp.where(free_e[:, None] & free_r[None, :], h.cross, 0.0)
+        red = h.reduced + jnp.diag(mu[st.r_global])
+        red = jnp.where(both, red, jnp.eye(red.shape[0], dtype=red.dtype))
+        scaled = cross / d_e[:, None]
+        schur = red - cross.T @ scaled
+        rhs = -g_r + scaled.T @ g_e
+        low = jnp.linalg.cholesky(schur)
+        ok = ok & jnp.all(jnp.isfinite(low))
+        low = jnp.where(jnp.isfinite(low), low, jnp.eye(low.shape[0], dtype=low.dtype))
+        p_r = jax.scipy.linalg.cho_solve((low, True), rhs)
+        p_e = (-g_e - cross @ p_r) / d_e
+        p = jnp.zeros_like(x).at[e].set(p_e).at[st.r_global].set(p_r)
+    else:
+        p = jnp.zeros_like(x).at[e].set(-g_e / d_e)
+    p = jnp.where(free, p, 0.0)
+    step = jnp.clip(x + p, lower, upper) - x
+    ok = ok & jnp.all(jnp.isfinite(step))
+    return step, ok, -0.5 * (gf @ p)
+
+
+def _pd_step(x, g, h: _Hessian, lam, lower, upper, st: _Structure):
+    """Raise the damping (x4 per try, no objective evaluation) until the step is defined."""
+
+    def cond(c):
+        return ~c[2] & (c[0] < _LAMBDA_MAX)
+
+    def body(c):
+        lam_k = jnp.maximum(c[0], _LAMBDA_REJECT_FLOOR) * 4.0
+        step, ok, _ = _step(x, g, h, lam_k, lower, upper, st)
+        return lam_k, step, ok
+
+    step, ok, _ = _step(x, g, h, lam, lower, upper, st)
+    return lax.while_loop(cond, body, (lam, step, ok))
+
+
+class _State(NamedTuple):
+    x: Array
+    f: Array
+    g: Array
+    h: _Hessian
+    lam: Array
+    nu: Array
+    step: Array
+    step_ok: Array
+    pred: Array
+    status: Array
+    n_iter: Array
+    n_evals: Array
+
+
+def minimize_partially_separable(
+    term_fn: Callable[[Float[Array, " m"], Any], Float[Array, ""]],
+    term_aux: Any,
+    term_index: Int[np.ndarray, "terms m"],
+    block_sizes: tuple[int, ...],
+    x0: Float[Array, " n"],
+    lower: Float[Array, " n"],
+    upper: Float[Array, " n"],
+    *,
+    gtol: float = 1e-6,
+    rtol: float = 1e-15,
+    max_iter: int = 200,
+    lambda0: float = 1e-3,
+) -> NewtonResult:
+    """Minimise ``sum_t term_fn(x[term_index[t]], aux[t])`` inside the box ``[lower, upper]``.
+
+    Projected, Levenberg-Marquardt-damped Newton method with the exact Hessian assembled from
+    per-term Hessians and solved by block elimination (see the module docstring). Pure JAX:
+    jittable and vmappable over ``term_aux``, ``x0``, ``lower`` and ``upper``.
+
+    Args:
+        term_fn: ``(theta [m], aux_t) -> scalar``, twice differentiable.
+        term_aux: pytree of per-term data with leading axis ``n_terms``.
+        term_index: ``[n_terms, m]`` (static numpy) positions of each term's variables; column
+            ``j`` indexes block ``j`` (two variables of one block never share a term).
+        block_sizes: number of variables in each block (``sum = n``), static.
+        x0: starting point (projected onto the box).
+        lower, upper: box bounds, ``lower < upper``.
+        gtol: tolerance on the curvature-scaled projected gradient (dimensionless).
+        rtol: tolerance on the predicted relative decrease of the objective.
+        max_iter: maximum number of iterations (one objective+gradient+Hessian evaluation each).
+        lambda0: initial damping, relative to the Hessian diagonal.
+
+    Returns:
+        :class:`NewtonResult`.
+    """
+    st = _structure(np.asarray(term_index), tuple(int(b) for b in block_sizes))
+    x0 = jnp.clip(jnp.asarray(x0, dtype=float), lower, upper)
+    lower = jnp.asarray(lower, dtype=x0.dtype)
+    upper = jnp.asarray(upper, dtype=x0.dtype)
+
+    def plan(x, f, g, h, lam):
+        lam, step, ok = _pd_step(x, g, h, lam, lower, upper, st)
+        pred = -(g @ step + 0.5 * _hess_quad(h, step, st))
+        # Newton decrement: the decrease predicted by the undamped Newton step on the free
+        # variables (infinite where the free Hessian is not positive definite)
+        _, newton_ok, decrement = _step(x, g, h, jnp.zeros_like(lam), lower, upper, st)
+        decrement = jnp.where(newton_ok, decrement, jnp.inf)
+        return lam, step, ok, pred, decrement
+
+    def status_of(x, f, g, h, lam, decrement):
+        finite = jnp.isfinite(f) & jnp.all(jnp.isfinite(g))
+        spg = _scaled_pgrad(x, g, h.diag, lower, upper)
+        conv_g = spg <= gtol
+        conv_r = decrement <= rtol * jnp.maximum(jnp.abs(f), 1.0)
+        status = jnp.where(conv_r, int(FitStatus.CONVERGED_RTOL), _RUNNING)
+        status = jnp.where(conv_g, int(FitStatus.CONVERGED_GTOL), status)
+        status = jnp.where(lam > _LAMBDA_MAX, int(FitStatus.STALLED), status)
+        return jnp.where(finite, status, int(FitStatus.NON_FINITE))
+
+    # The first loop pass evaluates the start (f = +inf accepts it), so the objective and the
+    # step solver are traced once: half the compile time of a separate initial evaluation.
+    r = st.r_global.shape[0]
+    state = _State(
+        x=x0,
+        f=jnp.asarray(jnp.inf, x0.dtype),
+        g=jnp.zeros_like(x0),
+        h=_Hessian(
+            jnp.zeros_like(x0), jnp.zeros((st.e_size, r), x0.dtype), jnp.zeros((r, r), x0.dtype)
+        ),
+        lam=jnp.asarray(lambda0, dtype=x0.dtype),
+        nu=jnp.asarray(2.0, x0.dtype),
+        step=jnp.zeros_like(x0),
+        step_ok=jnp.asarray(True),
+        pred=jnp.asarray(0.0, x0.dtype),
+        status=jnp.asarray(_RUNNING),
+        n_iter=jnp.asarray(-1),
+        n_evals=jnp.asarray(0),
+    )
+
+    def cond(s: _State):
+        return (s.status == _RUNNING) & (s.n_iter < max_iter)
+
+    def body(s: _State):
+        first = s.n_evals == 0
+        x_t = jnp.clip(s.x + s.step, lower, upper)
+        f_t, g_t, h_t = _evaluate(term_fn, term_aux, x_t, st)
+        decrease = s.f - f_t
+        finite_t = jnp.isfinite(f_t) & jnp.all(jnp.isfinite(g_t))
+        accept = s.step_ok & finite_t & (decrease > 0)
+        rho = decrease / jnp.where(s.pred > 0, s.pred, jnp.inf)
+        lam_acc = jnp.maximum(s.lam * jnp.maximum(0.1, 1.0 - (2.0 * rho - 1.0) ** 3), _LAMBDA_MIN)
+        lam_acc = jnp.where(first, s.lam, lam_acc)
+        lam_rej = jnp.maximum(s.lam, _LAMBDA_REJECT_FLOOR) * s.nu
+        lam = jnp.where(accept, lam_acc, lam_rej)
+        nu = jnp.where(accept, 2.0, 2.0 * s.nu)
+        pick = lambda a, b: jax.tree.map(lambda u, v: jnp.where(accept, u, v), a, b)
+        x, f, g, h = pick((x_t, f_t, g_t, h_t), (s.x, s.f, s.g, s.h))
+        lam, step, ok, pred, decrement = plan(x, f, g, h, lam)
+        status = status_of(x, f, g, h, lam, decrement)
+        status = jnp.where(first & ~finite_t, int(FitStatus.NON_FINITE), status)
+        return _State(
+            x=x,
+            f=f,
+            g=g,
+            h=h,
+            lam=lam,
+            nu=nu,
+            step=step,
+            step_ok=ok,
+            pred=pred,
+            status=status,
+            n_iter=s.n_iter + 1,
+            n_evals=s.n_evals + 1,
+        )
+
+    out = lax.while_loop(cond, body, state)
+    status = jnp.where(out.status == _RUNNING, int(FitStatus.MAX_ITER), out.status)
+    return NewtonResult(
+        x=out.x,
+        fun=out.f,
+        grad=out.g,
+        hess_diag=out.h.diag,
+        status=status,
+        n_iter=out.n_iter,
+        n_evals=out.n_evals,
+        scaled_pgrad=_scaled_pgrad(out.x, out.g, out.h.diag, lower, upper),
+    )
+
+
+def hit_bounds(
+    x: Float[Array, " n"], lower: Float[Array, " n"], upper: Float[Array, " n"]
+) -> Bool[Array, " n"]:
+    """True where ``x`` sits on its box bound (to 1e-10 of the box width)."""
+    eps = 1e-10 * (upper - lower)
+    return (x <= lower + eps) | (x >= upper - eps)

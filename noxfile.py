@@ -79,4 +79,4 @@ def docs(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """The main job on its built-in default (see README)."""
     _sync(session, "--all-packages")
-    session.run("sphere-kmeans-demo", "--out", "runs/demo", *session.posargs)
+    session.run("compsep", "run", "--out", "runs/demo", *session.posargs)

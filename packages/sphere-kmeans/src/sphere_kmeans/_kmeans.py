@@ -100,7 +100,7 @@ def _fill_empty(x, labels, c, active, k_max):
 
     def body(state):
         labels, counts, c = state
-        e = jnp.argmax(empty(counts))
+        e = jnp.argmax(empty(counts)).astype(labels.dtype)
         d = jnp.where(counts[labels] >= 2, _sq_dist(x, c, labels), -1.0)
         p = jnp.argmax(d)
         old = labels[p]

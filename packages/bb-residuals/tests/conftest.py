@@ -36,7 +36,7 @@ def data_file():
     def get(relative: str) -> Path:
         path = shared_data_dir() / relative
         if not path.exists():
-            pytest.skip(f"shared reference file not found: {path} (set COMPSEP_SHARED_DATA)")
+            pytest.skip(reason=f"shared reference file not found: {path} (set COMPSEP_SHARED_DATA)")
         return path
 
     return get

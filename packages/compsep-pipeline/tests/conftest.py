@@ -23,7 +23,7 @@ def shared_data() -> Path:
 def data_dir() -> Path:
     path = shared_data()
     if not path.is_dir():
-        pytest.skip(f"shared data folder {path} absent (set COMPSEP_SHARED_DATA)")
+        pytest.skip(reason=f"shared data folder {path} absent (set COMPSEP_SHARED_DATA)")
     return path
 
 
@@ -31,7 +31,7 @@ def data_dir() -> Path:
 def planck_masks(data_dir: Path) -> Path:
     path = data_dir / "masks" / "GAL_PlanckMasks_64.npz"
     if not path.is_file():
-        pytest.skip(f"Planck mask file {path} absent")
+        pytest.skip(reason=f"Planck mask file {path} absent")
     return path
 
 

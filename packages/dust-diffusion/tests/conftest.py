@@ -21,7 +21,7 @@ def shared_data_dir() -> Path:
 def dust_maps_dir() -> Path:
     d = shared_data_dir() / "dust_maps"
     if not (d / "pywph_I_1.npy").exists():
-        pytest.skip(f"shared dust maps not found under {d} (set COMPSEP_SHARED_DATA)")
+        pytest.skip(reason=f"shared dust maps not found under {d} (set COMPSEP_SHARED_DATA)")
     return d
 
 

@@ -22,7 +22,7 @@ def pysm_dirs() -> tuple[Path, Path]:
     root = shared_data()
     local, bench = root / "pysm_local_data_ns64", root / "pysm_benchmarks_ns64"
     if not (local / "pysm_2" / "dust_q_new.fits").is_file() or not bench.is_dir():
-        pytest.skip(f"PySM data not found under {root} (set COMPSEP_SHARED_DATA)")
+        pytest.skip(reason=f"PySM data not found under {root} (set COMPSEP_SHARED_DATA)")
     return local, bench
 
 

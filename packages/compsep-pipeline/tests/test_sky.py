@@ -162,7 +162,7 @@ def test_pysm_sky_matches_pysm_benchmarks(data_dir, monkeypatch):
     bench = data_dir / "pysm_benchmarks_ns64"
     local = data_dir / "pysm_local_data_ns64"
     if not bench.is_dir() or not local.is_dir():
-        pytest.skip("PySM benchmark or local data folder absent")
+        pytest.skip(reason="PySM benchmark or local data folder absent")
     monkeypatch.setenv("PYSM_LOCAL_DATA", str(local.resolve()))
     freqs = [30.0, 100.0, 353.0]
     sky = simulate_pysm(64, freqs, "d1s1")

@@ -32,7 +32,7 @@ def shared_data() -> Path:
     path = shared_data_dir()
     if not path.is_dir():
         pytest.skip(
-            f"shared reference data not found at {path} "
+            reason=f"shared reference data not found at {path} "
             "(set COMPSEP_SHARED_DATA to the folder holding oracles/, pysm_*, spdust/)"
         )
     return path
@@ -45,7 +45,7 @@ def data_file(shared_data: Path):
     def get(relative: str) -> Path:
         path = shared_data / relative
         if not path.exists():
-            pytest.skip(f"shared reference file not found: {path}")
+            pytest.skip(reason=f"shared reference file not found: {path}")
         return path
 
     return get

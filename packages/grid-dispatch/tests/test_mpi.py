@@ -1,4 +1,4 @@
-"""``mpiexec -n 3`` runs (static chunks and dynamic balancing) equal the single-process run."""
+"""``mpiexec -n 3`` runs (static chunks, dynamic balancing, batched mode) equal one process."""
 
 from __future__ import annotations
 
@@ -28,10 +28,23 @@ def single(tmp_path_factory, scripts):
     return load_results(out, job.reference_space())
 
 
-@pytest.mark.mpi
-@pytest.mark.parametrize("balance", ["static", "dynamic"])
-def test_mpiexec_3_equals_single_process(tmp_path, mpiexec, scripts, single, balance):
-    out = tmp_path / "mpi"
+@pytest.fixture(scope="module")
+def single_batched(tmp_path_factory, scripts):
+    job = _module(scripts)
+    out = tmp_path_factory.mktemp("single_batched")
+    run_grid(
+        job.batched_objective,
+        job.reference_space(),
+        out,
+        batch_size=16,
+        mode="batched",
+        backend="single",
+        progress=False,
+    )
+    return load_results(out, job.reference_space())
+
+
+def _mpiexec_3(mpiexec, scripts, out, balance, mode):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "SLURM_"))}
     env["JAX_PLATFORMS"] = "cpu"
     proc = subprocess.run(
@@ -44,6 +57,7 @@ def test_mpiexec_3_equals_single_process(tmp_path, mpiexec, scripts, single, bal
             str(out),
             "mpi",
             balance,
+            mode,
         ],
         env=env,
         capture_output=True,
@@ -54,11 +68,30 @@ def test_mpiexec_3_equals_single_process(tmp_path, mpiexec, scripts, single, bal
     lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("process="))
     assert [line.split()[0] for line in lines] == ["process=0/3", "process=1/3", "process=2/3"]
     assert all("backend=mpi" in line for line in lines)
-    evaluated = sum(int(line.split("evaluated=")[1]) for line in lines)
-    assert evaluated == len(single)
+    return [int(line.split("evaluated=")[1]) for line in lines]
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("balance", ["static", "dynamic"])
+def test_mpiexec_3_equals_single_process(tmp_path, mpiexec, scripts, single, balance):
+    out = tmp_path / "mpi"
+    evaluated = _mpiexec_3(mpiexec, scripts, out, balance, "auto")
+    assert sum(evaluated) == len(single)
     if balance == "static":
         # Chunks of 117 over 3: 39 each, written by the owning rank only.
-        assert [int(line.split("evaluated=")[1]) for line in lines] == [39, 39, 39]
+        assert evaluated == [39, 39, 39]
     job = _module(scripts)
     merged = load_results(out, job.reference_space())
     pd.testing.assert_frame_equal(merged, single, check_exact=True)
+
+
+@pytest.mark.mpi
+def test_mpiexec_3_dynamic_batched_equals_single_process(
+    tmp_path, mpiexec, scripts, single, single_batched
+):
+    out = tmp_path / "mpi"
+    assert sum(_mpiexec_3(mpiexec, scripts, out, "dynamic", "batched")) == len(single)
+    merged = load_results(out, _module(scripts).reference_space())
+    pd.testing.assert_frame_equal(merged, single_batched, check_exact=False, rtol=1e-12)
+    # The numpy batch objective (float64) agrees with the vmapped jax one (float32).
+    pd.testing.assert_frame_equal(merged, single, check_dtype=False, check_exact=False, rtol=1e-5)

@@ -25,7 +25,7 @@ from ._space import config_hash as config_hash
 from ._store import ScanReport as ScanReport
 from ._store import scan_results as scan_results
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AdaptiveResult",

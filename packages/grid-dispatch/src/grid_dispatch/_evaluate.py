@@ -1,4 +1,4 @@
-"""Evaluating an objective on batches of configurations: vmapped, grouped or looped.
+"""Evaluating an objective on batches of configurations: vmapped, grouped, looped or batched.
 
 The objective takes one configuration, a dict ``{axis name: value}``, and returns
 a dict of scalars or small arrays. In ``"vmap"`` mode the batch is evaluated by
@@ -9,7 +9,15 @@ a fixed size so that each static group compiles once, and sharded over the
 process's local devices along the batch axis. In ``"loop"`` mode the objective
 is called once per configuration with Python values (for objectives that cannot
 be traced). ``"auto"`` starts with vmap and falls back to the loop when tracing
-fails on a value-dependent branch.
+fails on a value-dependent branch. In ``"batched"`` mode the objective evaluates a
+whole batch itself: it is called as ``objective(configs)`` with ``configs`` a dict
+``{axis name: 1-D numpy array}`` holding the batch's values (unpadded, every axis
+included) and returns a dict of arrays whose leading dimension is the batch length
+(for objectives that cannot be vmapped by JAX but vectorise on their own, e.g. by
+building host-side data for many configurations and fitting them in one padded
+device call). If a batched call raises, its configurations are evaluated again one
+at a time (batches of length 1) so that only the failing ones are recorded as
+errors.
 
 A configuration whose evaluation raises, or whose outputs hold a NaN or an
 infinity, is recorded with status ``"error"`` or ``"nonfinite"`` and its message;
@@ -34,6 +42,7 @@ from ._space import SearchSpace
 logger = logging.getLogger("grid_dispatch")
 
 Objective = Callable[[dict[str, Any]], Mapping[str, Any]]
+BatchedObjective = Callable[[dict[str, np.ndarray]], Mapping[str, Any]]
 
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
@@ -177,19 +186,24 @@ class Evaluator:
     """Evaluate an objective on batches of global indices of a search space.
 
     Args:
-        objective: function of one configuration dict returning a dict of arrays.
+        objective: function of one configuration dict returning a dict of arrays
+            (in ``"batched"`` mode: function of a dict of 1-D arrays, one entry per
+            configuration of the batch, returning arrays with that leading dimension).
         space: the search space.
         batch_size: padded batch size of one vmapped call (rounded up to a multiple
-            of the number of devices).
+            of the number of devices); in ``"batched"`` mode the largest number of
+            configurations passed to one objective call (batches are not padded).
         static_axes: axes passed as Python values (they may set shapes); string
-            axes are always static.
-        mode: ``"auto"``, ``"vmap"`` or ``"loop"``.
+            axes are always static. Not used in ``"batched"`` mode.
+        mode: ``"auto"``, ``"vmap"``, ``"loop"`` or ``"batched"``.
         devices: devices to shard each batch over (default ``jax.local_devices()``).
+            Not used in ``"batched"`` mode, where the objective places its own work
+            (``devices`` is then empty).
     """
 
     def __init__(
         self,
-        objective: Objective,
+        objective: Objective | BatchedObjective,
         space: SearchSpace,
         *,
         batch_size: int = 1024,
@@ -199,8 +213,8 @@ class Evaluator:
     ) -> None:
         if not callable(objective):
             raise ValueError("objective must be callable: objective(config) -> dict")
-        if mode not in ("auto", "vmap", "loop"):
-            raise ValueError(f"mode must be 'auto', 'vmap' or 'loop', got {mode!r}")
+        if mode not in ("auto", "vmap", "loop", "batched"):
+            raise ValueError(f"mode must be 'auto', 'vmap', 'loop' or 'batched', got {mode!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if isinstance(static_axes, str):
@@ -211,6 +225,23 @@ class Evaluator:
         self.objective = objective
         self.space = space
         self.mode = mode
+        self.schema: dict[str, tuple[np.dtype, tuple[int, ...]]] | None = None
+        if mode == "batched":
+            if static_axes:
+                raise ValueError(
+                    "static_axes has no effect in mode='batched' (every axis reaches the "
+                    "objective as a numpy array); remove it"
+                )
+            if devices is not None:
+                raise ValueError(
+                    "devices is not used in mode='batched' (the objective places its own "
+                    "work on devices); remove it"
+                )
+            self.batch_size = batch_size
+            self.devices: list[Any] = []
+            self.static_axes: tuple[str, ...] = ()
+            self.dynamic_axes = tuple(space.names)
+            return
         self.devices = list(jax.local_devices() if devices is None else devices)
         if not self.devices:
             raise ValueError("devices must hold at least one device")
@@ -230,7 +261,6 @@ class Evaluator:
         else:
             self._sharding = self.devices[0]
         self._compiled = _compiled_cache(objective)
-        self.schema: dict[str, tuple[np.dtype, tuple[int, ...]]] | None = None
 
     # ------------------------------------------------------------------ helpers
     def _check_schema(self, outputs: Mapping[str, Any], leading: int) -> dict[str, np.ndarray]:
@@ -321,7 +351,16 @@ class Evaluator:
         status = np.full(n, STATUS_OK, dtype="<U9")
         errors = np.full(n, None, dtype=object)
         parts: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
-        for static, rows in self._static_groups(cols, n):
+        if self.mode == "batched":
+            groups = []
+            part, errs = self._batched(cols, n)
+            parts.append((np.arange(n), part))
+            for r, err in enumerate(errs):
+                if err is not None:
+                    status[r], errors[r] = STATUS_ERROR, err
+        else:
+            groups = self._static_groups(cols, n)
+        for static, rows in groups:
             part = None
             if self.mode != "loop":
                 part = self._try_vmap(static, {k: cols[k][rows] for k in self.dynamic_axes})
@@ -396,6 +435,45 @@ class Evaluator:
                     f"(leading size {val.shape[:1]}, expected {size})"
                 )
         return {k: v[:count] for k, v in arrays.items()}
+
+    def _checked_batch(self, out: Any, n: int) -> dict[str, np.ndarray]:
+        """Outputs of one batched call, checked: a wrong shape is a bug, not a failed config."""
+        if isinstance(out, Mapping):
+            for key, val in out.items():
+                shape = np.shape(val)
+                if shape[:1] != (n,):
+                    raise ValueError(
+                        f"batched objective output {key!r} has shape {shape}; expected leading "
+                        f"dimension {n} (one row per configuration of the batch: the length "
+                        "of each array in configs)"
+                    )
+        return self._check_schema(out, leading=1)
+
+    def _batched(
+        self, cols: dict[str, np.ndarray], n: int
+    ) -> tuple[dict[str, np.ndarray], list[str | None]]:
+        """Evaluate a batch in one objective call; if it raises, each configuration alone."""
+        try:
+            out = self.objective({k: v.copy() for k, v in cols.items()})
+            out = jax.device_get(dict(out)) if isinstance(out, Mapping) else out
+        except Exception as exc:
+            if n == 1:
+                return {}, [_format_error(exc)]
+            logger.info("event=batch_failed error=%r action=one_by_one", _format_error(exc))
+            singles = [
+                self._batched({k: v[i : i + 1] for k, v in cols.items()}, 1) for i in range(n)
+            ]
+            errs = [err[0] for _, err in singles]
+            if self.schema is None:
+                # Every configuration failed: the output keys are not known yet.
+                return {}, errs
+            result = {k: np.zeros((n, *s), dtype=dt) for k, (dt, s) in self.schema.items()}
+            for i, (row, err) in enumerate(singles):
+                if err[0] is None:
+                    for key, val in row.items():
+                        result[key][i] = val[0]
+            return result, errs
+        return self._checked_batch(out, n), [None] * n
 
     def _loop(self, cols: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], list[str | None]]:
         n = next(iter(cols.values())).size

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ._evaluate import BatchResult, Evaluator, Objective, concat_batches
+from ._evaluate import BatchedObjective, BatchResult, Evaluator, Objective, concat_batches
 from ._partition import Backend, chunk_bounds, resolve_backend
 from ._progress import ProgressReporter
 from ._space import SearchSpace
@@ -53,7 +53,8 @@ class RunSummary:
             overlaps evaluation, so ``eval_s + write_s`` may exceed ``wall_s``).
         quarantined: corrupt files found and moved aside (their work was redone).
         adopted: complete files found without a manifest line and kept.
-        n_devices: local devices each batch was sharded over.
+        n_devices: local devices each batch was sharded over (0 in ``mode="batched"``,
+            where the objective places its own work).
     """
 
     process_index: int
@@ -78,7 +79,7 @@ class RunSummary:
 
 
 def run_grid(
-    objective: Objective,
+    objective: Objective | BatchedObjective,
     space: SearchSpace,
     out_dir: str | os.PathLike,
     *,
@@ -103,19 +104,28 @@ def run_grid(
 
     Args:
         objective: ``objective(config) -> dict`` of scalars or small arrays (see
-            :class:`Evaluator` for static axes and modes).
+            :class:`Evaluator` for static axes and modes); with ``mode="batched"``,
+            ``objective(configs) -> dict`` where ``configs`` maps each axis name to a
+            1-D numpy array of the batch's values and every output has that length
+            as its leading dimension.
         space: the search space.
         out_dir: run folder shared by all processes (Parquet batches + manifests).
         batch_size: configurations per vmapped call (padded to this size; a multiple
-            of the number of devices).
+            of the number of devices); with ``mode="batched"``, the most configurations
+            passed to one objective call (not padded: the last batch of a chunk, or of
+            a resumed run, is shorter).
         static_axes: axes passed to the objective as Python values (may set shapes);
             each distinct combination compiles once.
-        mode: ``"auto"`` (vmap, falling back to a loop), ``"vmap"`` or ``"loop"``.
+        mode: ``"auto"`` (vmap, falling back to a loop), ``"vmap"``, ``"loop"`` or
+            ``"batched"`` (the objective evaluates a batch itself; a batch whose call
+            raises is evaluated again one configuration at a time, so only the
+            failing ones are recorded as errors).
         backend: ``"auto"``, ``"single"``, ``"mpi"``, ``"slurm"``, ``"jax"`` or an
             object such as ``StaticPartition(i, p)``.
         balance: ``"static"`` (contiguous chunks, §II.D) or ``"dynamic"`` (a shared
             queue; needs the MPI backend).
-        devices: devices to shard each batch over (default: all local devices).
+        devices: devices to shard each batch over (default: all local devices; not
+            used with ``mode="batched"``).
         progress: draw the progress bar on process 0.
         quiet: no bar at all; progress only as log lines (batch jobs).
         log_every_s: seconds between ``event=progress`` log lines.

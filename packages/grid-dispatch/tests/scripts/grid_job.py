@@ -1,6 +1,6 @@
 """One process of the reference grid job (MPI, SLURM array or single), used by the tests.
 
-usage: grid_job.py OUT_DIR BACKEND BALANCE
+usage: grid_job.py OUT_DIR BACKEND BALANCE [MODE]   (MODE: auto, the default, or batched)
 """
 
 import sys
@@ -25,15 +25,27 @@ def objective(config):
     return {"loss": loss, "flag": bad, "profile": jnp.sin(t[:4] * config["k"])}
 
 
+def batched_objective(configs):
+    """``objective`` for a whole batch at once, in numpy (for ``mode="batched"``)."""
+    w = np.where(configs["model"] == "a", 1.0, -0.5)
+    t = np.arange(32.0) / 32.0
+    k, x = configs["k"][:, None], configs["x"]
+    loss = np.sum(np.cos(t * k + x[:, None]) ** 2, axis=1) * w + x**2
+    bad = np.where(x > 0.9, np.nan, 1.0)
+    return {"loss": loss, "flag": bad, "profile": np.sin(t[:4] * k)}
+
+
 if __name__ == "__main__":
     out, backend, balance = sys.argv[1:4]
+    mode = sys.argv[4] if len(sys.argv) > 4 else "auto"
     summary = run_grid(
-        objective,
+        batched_objective if mode == "batched" else objective,
         reference_space(),
         out,
         batch_size=16,
         backend=backend,
         balance=balance,
+        mode=mode,
         progress=False,
         flush_every_s=0.0,
     )

@@ -15,10 +15,13 @@ from ._instrument import litebird_ptep as litebird_ptep
 from ._instrument import litebird_ptep_channel_names as litebird_ptep_channel_names
 from ._instrument import litebird_ptep_channels as litebird_ptep_channels
 from ._instrument import quijote_mfi as quijote_mfi
+from ._likelihood import HessianKind as HessianKind
+from ._likelihood import LayoutArrays as LayoutArrays
 from ._likelihood import PatchLayout as PatchLayout
 from ._likelihood import SpectralLikelihood as SpectralLikelihood
 from ._likelihood import negative_log_likelihood as negative_log_likelihood
 from ._likelihood import patch_layout as patch_layout
+from ._likelihood import quadratic_term_vgh as quadratic_term_vgh
 from ._noise import inhomogeneous_noise_variance as inhomogeneous_noise_variance
 from ._noise import noise_realisations as noise_realisations
 from ._noise import pixel_size_arcmin as pixel_size_arcmin
@@ -41,7 +44,7 @@ from ._units import K_RJ_to_K_CMB as K_RJ_to_K_CMB
 from ._units import K_RJ_to_MJysr as K_RJ_to_MJysr
 from ._units import unit_conversion as unit_conversion
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AME",
@@ -53,11 +56,13 @@ __all__ = [
     "Dust",
     "FitResult",
     "FitStatus",
+    "HessianKind",
     "Instrument",
     "K_CMB_to_K_RJ",
     "K_CMB_to_MJysr",
     "K_RJ_to_K_CMB",
     "K_RJ_to_MJysr",
+    "LayoutArrays",
     "ParameterSpec",
     "PatchLayout",
     "SpectralLikelihood",
@@ -81,6 +86,7 @@ __all__ = [
     "parameter_specs",
     "patch_layout",
     "pixel_size_arcmin",
+    "quadratic_term_vgh",
     "quijote_mfi",
     "unit_conversion",
     "white_noise_sigma",

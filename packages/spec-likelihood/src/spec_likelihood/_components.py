@@ -21,7 +21,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from ._fit import _terms
 from ._likelihood import SpectralLikelihood, _spd_inverse, apply_mask
-from ._optimize import _evaluate, _structure
+from ._optimize import _evaluate, _model, _structure
 from ._sed import Component
 
 __all__ = [
@@ -158,9 +158,10 @@ def cmb_variance(
 
 
 def _hessian_dense(lik: SpectralLikelihood, x: Array, data: Array) -> Array:
-    fn, aux, index = _terms(lik, data, "auto")
+    fn, aux, index, vgh, valid = _terms(lik, data, "auto", "exact")
     st = _structure(index, lik.layout.n_patches)
-    _, _, h = _evaluate(fn, aux, x, st)
+    _, _, h = _evaluate(fn, aux, x, st, vgh, valid)
+    h = _model(h, 0)  # the exact Hessian (the only model of hessian="exact")
     n = st.n
     e = np.arange(st.e_off, st.e_off + st.e_size)
     full = jnp.zeros((n, n), x.dtype).at[e, e].set(h.diag[e])

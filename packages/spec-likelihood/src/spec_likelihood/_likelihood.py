@@ -24,26 +24,30 @@ fixed, to a scalar or to a per-pixel map. The likelihood needs float64
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from ._sed import PARAMETERS, Component, mixing_matrix
 
 __all__ = [
+    "HessianKind",
+    "LayoutArrays",
     "PatchLayout",
     "SpectralLikelihood",
     "negative_log_likelihood",
     "patch_layout",
+    "quadratic_term_vgh",
 ]
 
 Method = Literal["auto", "pixel", "aggregated"]
+HessianKind = Literal["hybrid", "gauss-newton", "exact"]
 
 
 def _is_concrete(x: object) -> bool:
@@ -124,6 +128,19 @@ def _cholesky_inverse(m: Float[Array, "... c c"]) -> Float[Array, "... c c"]:
 # --------------------------------------------------------------------------------------------
 
 
+class LayoutArrays(NamedTuple):
+    """The data part of a :class:`PatchLayout` (a pytree: pass it through ``jit``/``vmap``).
+
+    Layouts padded to the same ``k_max``/``t_max`` have arrays of the same shapes, so one
+    compiled fit serves all of them (see :meth:`SpectralLikelihood.layout_arrays`).
+    """
+
+    tuple_labels: Int[Array, "tuple free"]
+    tuple_fixed: Float[Array, "tuple fixed"]
+    pixel_tuple: Int[Array, " pix"]
+    tuple_valid: Bool[Array, " tuple"]
+
+
 @dataclass(frozen=True, eq=False)
 class PatchLayout:
     """Which patch of each free parameter every pixel belongs to, grouped into label tuples.
@@ -138,6 +155,12 @@ class PatchLayout:
         tuple_labels: ``[n_tuples, n_free]`` the labels of each distinct tuple.
         tuple_fixed: ``[n_tuples, n_fixed]`` the fixed parameter values of each tuple.
         pixel_tuple: ``[n_pix]`` index of each pixel's tuple.
+        tuple_valid: ``[n_tuples]`` False for padding tuples (no pixel; they add nothing).
+
+    With padding (``k_max``/``t_max`` of :func:`patch_layout`), ``n_patches`` holds the padded
+    patch counts and ``n_tuples`` the padded tuple count; patches no pixel uses stay at their
+    starting values in a fit. The array fields may be JAX arrays (inside ``jit``, from
+    :meth:`with_arrays`).
     """
 
     free_names: tuple[str, ...]
@@ -146,6 +169,23 @@ class PatchLayout:
     tuple_labels: Int[np.ndarray, "tuple free"]
     tuple_fixed: Float[np.ndarray, "tuple fixed"]
     pixel_tuple: Int[np.ndarray, " pix"]
+    tuple_valid: Bool[np.ndarray, " tuple"]
+
+    @property
+    def arrays(self) -> LayoutArrays:
+        """The layout's arrays (data of a compiled fit; see :class:`LayoutArrays`)."""
+        return LayoutArrays(self.tuple_labels, self.tuple_fixed, self.pixel_tuple, self.tuple_valid)
+
+    def with_arrays(self, arrays: LayoutArrays) -> PatchLayout:
+        """The same static structure with other (e.g. traced) arrays of the same shapes."""
+        mine = self.arrays
+        for name, new, old in zip(LayoutArrays._fields, arrays, mine, strict=True):
+            if tuple(np.shape(new)) != tuple(np.shape(old)):
+                raise ValueError(
+                    f"layout arrays: {name} has shape {np.shape(new)}, this likelihood's padded "
+                    f"layout needs {np.shape(old)} (build them with layout_arrays())"
+                )
+        return PatchLayout(self.free_names, self.n_patches, self.fixed_names, *arrays)
 
     @property
     def n_pix(self) -> int:
@@ -170,7 +210,10 @@ class PatchLayout:
     @cached_property
     def tuple_index(self) -> Int[np.ndarray, "tuple free"]:
         """``[n_tuples, n_free]`` positions of each tuple's parameters in the flat vector."""
-        return (self.tuple_labels + np.asarray(self.offsets, dtype=np.int64)).astype(np.int32)
+        offsets = np.asarray(self.offsets, dtype=np.int32)
+        if isinstance(self.tuple_labels, np.ndarray):
+            return (self.tuple_labels + offsets).astype(np.int32)
+        return (self.tuple_labels + offsets).astype(jnp.int32)
 
     @cached_property
     def pixel_index(self) -> Int[np.ndarray, "pix free"]:
@@ -212,7 +255,7 @@ class PatchLayout:
         x = self.flatten(params)
         out = {name: x[..., self.pixel_index[:, j]] for j, name in enumerate(self.free_names)}
         for j, name in enumerate(self.fixed_names):
-            out[name] = jnp.asarray(self.pixel_fixed[:, j])
+            out[name] = jnp.asarray(self.pixel_fixed)[:, j]
         return out
 
 
@@ -243,6 +286,9 @@ def patch_layout(
     n_pix: int,
     labels: Mapping[str, ArrayLike] | None = None,
     fixed: Mapping[str, ArrayLike] | None = None,
+    *,
+    k_max: Mapping[str, int] | None = None,
+    t_max: int | None = None,
 ) -> PatchLayout:
     """Build the :class:`PatchLayout` of a region (host-side, numpy).
 
@@ -252,13 +298,17 @@ def patch_layout(
         labels: name -> ``[n_pix]`` integer labels 0..K-1 (every label used). A free
             parameter without labels has one global patch.
         fixed: name -> scalar or ``[n_pix]`` map of a parameter held fixed.
+        k_max: free name -> padded patch count (>= K; default K). Layouts padded alike have
+            flat parameter vectors of the same length.
+        t_max: padded number of label tuples (>= the layout's; default no padding).
 
     Returns:
         The layout.
 
     Raises:
         ValueError: labels of the wrong shape, non-integer or non-contiguous labels, labels or
-            fixed values of unknown parameters, non-finite fixed values.
+            fixed values of unknown parameters, non-finite fixed values, more patches than
+            ``k_max`` or more tuples than ``t_max``.
     """
     labels = dict(labels or {})
     fixed = dict(fixed or {})
@@ -300,13 +350,36 @@ def patch_layout(
         if fixed_values
         else np.zeros((tuples.shape[0], 0))
     )
+    unknown = sorted(set(k_max or {}) - set(free_names))
+    if unknown:
+        raise ValueError(
+            f"k_max: unknown parameter names {unknown}; free parameters are {list(free_names)}"
+        )
+    padded = []
+    for name, k in zip(free_names, n_patches, strict=True):
+        kk = int((k_max or {}).get(name, k))
+        if kk < k:
+            raise ValueError(
+                f"k_max[{name!r}] = {kk} but the labels have {k} patches: raise k_max to >= {k}"
+            )
+        padded.append(kk)
+    n_tuples = tuples.shape[0]
+    if t_max is not None and int(t_max) < n_tuples:
+        raise ValueError(
+            f"t_max = {t_max} but the layout has {n_tuples} distinct label tuples: raise t_max "
+            f"to >= {n_tuples}"
+        )
+    n_pad = 0 if t_max is None else int(t_max) - n_tuples
+    tuple_labels = np.concatenate([tuples[:, :m], np.zeros((n_pad, m), tuples.dtype)])
+    tuple_fixed = np.concatenate([tuple_fixed, np.repeat(tuple_fixed[:1], n_pad, axis=0)])
     return PatchLayout(
         free_names=tuple(free_names),
-        n_patches=n_patches,
+        n_patches=tuple(padded),
         fixed_names=tuple(fixed),
-        tuple_labels=tuples[:, :m].astype(np.int32),
+        tuple_labels=tuple_labels.astype(np.int32),
         tuple_fixed=tuple_fixed.astype(np.float64),
         pixel_tuple=inverse.reshape(-1).astype(np.int32),
+        tuple_valid=np.arange(n_tuples + n_pad) < n_tuples,
     )
 
 
@@ -363,6 +436,8 @@ class SpectralLikelihood:
         fixed: Mapping[str, ArrayLike] | None = None,
         init: Mapping[str, ArrayLike] | None = None,
         bounds: Mapping[str, tuple[float, float]] | None = None,
+        k_max: Mapping[str, int] | int | None = None,
+        t_max: int | None = None,
     ) -> SpectralLikelihood:
         """Validate the configuration and build the likelihood.
 
@@ -377,6 +452,10 @@ class SpectralLikelihood:
             fixed: name -> scalar or ``[n_pix]`` map: parameters held fixed.
             init: name -> scalar or ``[K]`` starting values (default ``PARAMETERS[name].init``).
             bounds: name -> ``(lower, upper)`` box (default the physical box of PARAMETERS).
+            k_max: padded patch count per free parameter (a mapping, or one int for all):
+                with ``t_max`` it fixes every array shape, so that one compiled fit serves
+                all layouts of a campaign (:meth:`layout_arrays`, :meth:`with_layout_arrays`).
+            t_max: padded number of distinct label tuples (aggregated likelihood terms).
 
         Raises:
             ValueError: naming the offending argument.
@@ -420,7 +499,9 @@ class SpectralLikelihood:
         if both:
             raise ValueError(f"fixed and labels both name {both}: a parameter is free or fixed")
         free = [p for p in needed if p not in fixed]
-        layout = patch_layout(free, n_pix, labels, fixed)
+        if isinstance(k_max, int | np.integer):
+            k_max = dict.fromkeys(free, int(k_max))
+        layout = patch_layout(free, n_pix, labels, fixed, k_max=k_max, t_max=t_max)
         lo, hi, x0 = [], [], []
         for name, k in zip(layout.free_names, layout.n_patches, strict=True):
             spec = PARAMETERS.get(name)
@@ -446,6 +527,44 @@ class SpectralLikelihood:
             x0.append(v)
         cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)
         return cls(comps, nu, ninv, layout, cat(lo), cat(hi), cat(x0))
+
+    # ---- layouts as data -------------------------------------------------------------------
+
+    def layout_arrays(
+        self,
+        labels: Mapping[str, ArrayLike] | None = None,
+        fixed: Mapping[str, ArrayLike] | None = None,
+    ) -> LayoutArrays:
+        """Arrays of another patch layout, padded to this likelihood's shapes (host-side).
+
+        Feed them to a function compiled once with :meth:`with_layout_arrays` inside: every
+        layout of a campaign (within ``k_max``/``t_max``) reuses that compilation, and layouts
+        stacked on a leading axis vmap together.
+
+        Raises:
+            ValueError: as :func:`patch_layout`, more patches than ``k_max`` or more label
+                tuples than ``t_max``, or fixed parameters other than this likelihood's.
+        """
+        lay = self.layout
+        fixed = dict(fixed or {})
+        if set(fixed) != set(lay.fixed_names):
+            raise ValueError(
+                f"fixed must name the parameters {list(lay.fixed_names)} held fixed by this "
+                f"likelihood, got {sorted(fixed)}"
+            )
+        new = patch_layout(
+            lay.free_names,
+            lay.n_pix,
+            labels,
+            {k: fixed[k] for k in lay.fixed_names},
+            k_max=dict(zip(lay.free_names, lay.n_patches, strict=True)),
+            t_max=lay.n_tuples,
+        )
+        return new.arrays
+
+    def with_layout_arrays(self, arrays: LayoutArrays) -> SpectralLikelihood:
+        """This likelihood with the layout ``arrays`` (traceable: call it inside ``jit``)."""
+        return replace(self, layout=self.layout.with_arrays(arrays))
 
     # ---- basic properties ------------------------------------------------------------------
 
@@ -539,6 +658,34 @@ class SpectralLikelihood:
         b = jnp.einsum("fc,gfh,hk->gck", a, stats, a)
         return -0.5 * jnp.sum(_spd_inverse(m) * b)
 
+    def aggregated_term_vgh(
+        self,
+        theta: Float[Array, " free"],
+        fixed: Float[Array, " fixed"],
+        stats: Float[Array, "group freq freq"],
+        hessian: HessianKind = "hybrid",
+    ) -> tuple[Float[Array, ""], Float[Array, " free"], Float[Array, "free free"]]:
+        """Value, gradient and Hessian of :meth:`aggregated_term` in closed form.
+
+        See :func:`quadratic_term_vgh`; ``hessian="gauss-newton"`` returns the Fisher
+        (Gauss-Newton) matrix, ``"exact"`` the exact Hessian.
+        """
+        groups = jnp.asarray(self.noise_groups)
+        return quadratic_term_vgh(lambda th: self.mixing(th, fixed), theta, groups, stats, hessian)
+
+    def pixel_term_vgh(
+        self,
+        theta: Float[Array, " free"],
+        fixed: Float[Array, " fixed"],
+        d: Float[Array, "freq stokes"],
+        ninv: Float[Array, "freq stokes"],
+        hessian: HessianKind = "hybrid",
+    ) -> tuple[Float[Array, ""], Float[Array, " free"], Float[Array, "free free"]]:
+        """Value, gradient and Hessian of :meth:`pixel_term` (closed form, per Stokes group)."""
+        nd = ninv * d  # [F, S]
+        stats = jnp.einsum("fs,hs->sfh", nd, nd)
+        return quadratic_term_vgh(lambda th: self.mixing(th, fixed), theta, ninv.T, stats, hessian)
+
     def pixel_term(
         self,
         theta: Float[Array, " free"],
@@ -613,6 +760,63 @@ class SpectralLikelihood:
         for _ in lead:
             fn = jax.vmap(fn)
         return jax.jit(fn)(x, d)
+
+
+def quadratic_term_vgh(
+    mix: Callable[[Float[Array, " m"]], Float[Array, "freq comp"]],
+    theta: Float[Array, " m"],
+    groups: Float[Array, "group freq"],
+    stats: Float[Array, "group freq freq"],
+    hessian: HessianKind = "hybrid",
+) -> tuple[Float[Array, ""], Float[Array, " m"], Float[Array, "*models m m"]]:
+    """``f = -1/2 sum_g tr[(A^T N_g A)^-1 A^T S_g A]``, its gradient and Hessian, in closed form.
+
+    One term of eq. 5 (a label tuple, or a pixel with ``S_g = N_g d d^T N_g``). With
+    ``P = (A^T N A)^-1``, ``B = A^T S A``, ``Q = P B P`` (the summed outer product of the GLS
+    amplitudes) and ``R = S A P - N A Q`` (per noise group ``g``):
+
+    * ``df/dtheta_i = -<R, A_i>`` (Frobenius product; ``A_i = dA/dtheta_i``);
+    * exact: ``d2f/dtheta_i dtheta_j = -<R, A_ij> - <dR/dtheta_j, A_i>``;
+    * Gauss-Newton (fgbuster's Fisher matrix, the expected Hessian):
+      ``F_ij = tr(A_i^T Pi A_j Q)`` with ``Pi = N - N A P A^T N``: positive semi-definite
+      everywhere and equal to the exact Hessian on noiseless data at the truth;
+    * ``"hybrid"``: both, stacked ``[2, m, m]`` (Gauss-Newton first).
+
+    The SED derivatives ``A_i``, ``A_ij`` come from autodiff of the mixing matrix alone; the
+    rest is explicit small-matrix algebra (an order of magnitude fewer operations than
+    differentiating the term twice).
+    """
+    a = mix(theta)  # [F, C]
+    da = jnp.moveaxis(jax.jacfwd(mix)(theta), -1, 0)  # [m, F, C]
+    na = groups[:, :, None] * a  # [G, F, C]
+    p = _spd_inverse(jnp.einsum("fc,gfk->gck", a, na))  # [G, C, C]
+    sa = jnp.einsum("gfh,hc->gfc", stats, a)
+    b = jnp.einsum("fc,gfk->gck", a, sa)
+    q = p @ b @ p
+    f = -0.5 * jnp.sum(p * b)
+    r = sa @ p - na @ q  # [G, F, C]
+    grad = -jnp.einsum("gfc,ifc->i", r, da)
+    nda = groups[None, :, :, None] * da[:, None]  # [m, G, F, C]
+    if hessian not in ("hybrid", "gauss-newton", "exact"):
+        raise ValueError(f"hessian must be 'hybrid', 'gauss-newton' or 'exact', got {hessian!r}")
+    out = []
+    if hessian in ("hybrid", "gauss-newton"):
+        pia = nda - na[None] @ (p[None] @ jnp.einsum("gfc,jfk->jgck", na, da))  # Pi A_j
+        gn = jnp.einsum("ifc,jgfk,gck->ij", da, pia, q)
+        out.append(0.5 * (gn + gn.T))
+    if hessian in ("hybrid", "exact"):
+        dda = jnp.moveaxis(jax.jacfwd(jax.jacfwd(mix))(theta), (-2, -1), (0, 1))  # [m, m, F, C]
+        dm = jnp.einsum("jfc,gfk->jgck", da, na)
+        dm = dm + jnp.swapaxes(dm, -1, -2)
+        db = jnp.einsum("jfc,gfk->jgck", da, sa)
+        db = db + jnp.swapaxes(db, -1, -2)
+        dp = -p @ dm @ p  # [m, G, C, C]
+        dq = dp @ b @ p + p @ db @ p + p @ b @ dp
+        sda = jnp.einsum("gfh,jhc->jgfc", stats, da)
+        dr = sda @ p + sa @ dp - nda @ q - na @ dq  # [m, G, F, C]
+        hess = -jnp.einsum("gfc,ijfc->ij", r, dda) - jnp.einsum("jgfc,ifc->ij", dr, da)
+        out.append(0.5 * (hess + hess.T))
+    return f, grad, out[0] if len(out) == 1 else jnp.stack(out)
 
 
 def _pixel_quadform(

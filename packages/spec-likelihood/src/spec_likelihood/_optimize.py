@@ -11,9 +11,17 @@ patches (``D_e``) leaves a dense Schur complement ``H_r - C^T D_e^-1 C`` of size
 ``n - K_e`` (e.g. 70 for K = (1000, 50, 20)), factorised by Cholesky. Each iteration costs one
 evaluation of (value, gradient, per-term Hessians), all in one vectorised pass.
 
-Globalisation: Levenberg-Marquardt damping ``H + lambda diag(|H_ii|)`` with Nielsen's update
-(a rejected step raises lambda, no line search), which near the optimum reduces to Newton's
-method and converges quadratically. Bounds: projected Newton (Bertsekas 1982): variables at a
+Curvature models: the per-term Hessian may come as two models, a globalisation model (the
+Gauss-Newton / Fisher matrix of the spectral likelihood, positive semi-definite everywhere)
+and the exact Hessian: Gauss-Newton steps are taken until its Newton decrement falls below
+``switch`` per free variable (within a few sigma of the optimum), then exact Newton steps
+(quadratic convergence even where the model misfits the data and Gauss-Newton is only
+linear). Globalisation: Levenberg-Marquardt damping ``H + lambda diag(|H_ii|)`` with
+Nielsen's update (a rejected step raises lambda, no line search). The undamped, the current
+and several raised dampings are factorised side by side in one batched call (the least
+damped positive-definite one is taken), so there is no inner loop.
+
+Bounds: projected Newton (Bertsekas 1982): variables at a
 bound whose gradient points outwards are held fixed for the step, the step is projected onto
 the box. Everything runs in one ``lax.while_loop`` with no host synchronisation, so the solver
 jits and vmaps (batched fits stop when the last batch member stops).
@@ -38,7 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 __all__ = ["FitStatus", "NewtonResult", "minimize_partially_separable"]
 
@@ -62,6 +70,10 @@ _RUNNING = -1
 _LAMBDA_MAX = 1e16
 _LAMBDA_MIN = 1e-15
 _LAMBDA_REJECT_FLOOR = 1e-4  # a rejected near-Newton step jumps at least to this damping
+_LAMBDA_DECREMENT = 1e-6
+_LAMBDA_LADDER = np.array(
+    [4.0, 64.0, 4096.0, 1e6, 1e9, 1e13]
+)  # raised dampings tried at once  # below this relative damping the damped step is the Newton step
 
 
 class NewtonResult(NamedTuple):
@@ -78,33 +90,39 @@ class NewtonResult(NamedTuple):
 
 
 class _Structure(NamedTuple):
-    term_index: np.ndarray  # [T, m] global indices
+    term_index: Array  # [T, m] global indices (numpy when static, a JAX array when data)
     n: int
     elim: int  # block eliminated by its diagonal
     e_off: int
     e_size: int
     others: tuple[int, ...]
-    term_e: np.ndarray  # [T] local index in the eliminated block
-    term_r: np.ndarray  # [T, m-1] index in the reduced (Schur) system
-    r_global: np.ndarray  # [R] global index of each reduced variable
+    term_e: Array  # [T] local index in the eliminated block
+    term_r: Array  # [T, m-1] index in the reduced (Schur) system
+    r_global: np.ndarray  # [R] global index of each reduced variable (static)
 
 
-def _structure(term_index: np.ndarray, block_sizes: tuple[int, ...]) -> _Structure:
-    term_index = np.asarray(term_index, dtype=np.int64)
+def _structure(term_index: ArrayLike, block_sizes: tuple[int, ...]) -> _Structure:
+    """Block structure of the Hessian; ``term_index`` may be a traced array (layout as data)."""
     m = len(block_sizes)
-    if term_index.ndim != 2 or term_index.shape[1] != m:
-        raise ValueError(f"term_index must be [n_terms, {m}], got {term_index.shape}")
+    if np.ndim(term_index) != 2 or np.shape(term_index)[1] != m:
+        raise ValueError(f"term_index must be [n_terms, {m}], got {np.shape(term_index)}")
     offsets = np.concatenate([[0], np.cumsum(block_sizes)[:-1]]).astype(np.int64)
-    local = term_index - offsets
-    if np.any(local < 0) or np.any(local >= np.asarray(block_sizes)):
-        raise ValueError("term_index: column j must index into block j")
+    if isinstance(term_index, np.ndarray):
+        local = term_index.astype(np.int64) - offsets
+        if np.any(local < 0) or np.any(local >= np.asarray(block_sizes)):
+            raise ValueError("term_index: column j must index into block j")
+        xp = np
+    else:
+        term_index = jnp.asarray(term_index, dtype=jnp.int32)
+        local = term_index - jnp.asarray(offsets, dtype=jnp.int32)
+        xp = jnp
     elim = int(np.argmax(block_sizes))
     others = tuple(j for j in range(m) if j != elim)
     r_off = np.concatenate([[0], np.cumsum([block_sizes[j] for j in others])]).astype(np.int64)
     term_r = (
-        np.stack([local[:, j] + r_off[i] for i, j in enumerate(others)], axis=1)
+        xp.stack([local[:, j] + int(r_off[i]) for i, j in enumerate(others)], axis=1)
         if others
-        else np.zeros((term_index.shape[0], 0), np.int64)
+        else xp.zeros((term_index.shape[0], 0), xp.int32)
     )
     r_global = (
         np.concatenate([offsets[j] + np.arange(block_sizes[j]) for j in others])
@@ -112,14 +130,14 @@ def _structure(term_index: np.ndarray, block_sizes: tuple[int, ...]) -> _Structu
         else np.zeros(0, np.int64)
     )
     return _Structure(
-        term_index=term_index.astype(np.int32),
+        term_index=term_index.astype(xp.int32),
         n=int(sum(block_sizes)),
         elim=elim,
         e_off=int(offsets[elim]),
         e_size=int(block_sizes[elim]),
         others=others,
-        term_e=local[:, elim].astype(np.int32),
-        term_r=term_r.astype(np.int32),
+        term_e=local[:, elim].astype(xp.int32),
+        term_r=term_r.astype(xp.int32),
         r_global=r_global.astype(np.int32),
     )
 
@@ -130,27 +148,51 @@ class _Hessian(NamedTuple):
     reduced: Float[Array, "r r"]  # dense Hessian of the remaining blocks
 
 
-def _evaluate(term_fn, aux, x, st: _Structure):
-    """Value, gradient and structured Hessian of ``sum_t term_fn(x[idx_t], aux_t)``."""
+def _evaluate(term_fn, aux, x, st: _Structure, term_vgh=None, term_valid=None):
+    """Value, gradient and structured Hessian(s) of ``sum_t term_fn(x[idx_t], aux_t)``.
 
-    def vg(theta, a):
-        f, g = jax.value_and_grad(term_fn)(theta, a)
-        return g, (g, f)
-
+    ``term_vgh(theta, aux_t) -> (f_t, g_t, H_t)`` supplies closed-form per-term derivatives
+    (default: forward-over-reverse autodiff of ``term_fn``); ``H_t`` is ``[m, m]`` or
+    ``[n_models, m, m]`` (several curvature models, e.g. Gauss-Newton and exact).
+    ``term_valid`` masks padded terms. The returned :class:`_Hessian` has a leading
+    ``n_models`` axis.
+    """
     theta = x[st.term_index]
-    h_t, (g_t, f_t) = jax.vmap(jax.jacfwd(vg, has_aux=True))(theta, aux)
+    if term_vgh is None:
+
+        def vg(th, a):
+            f, g = jax.value_and_grad(term_fn)(th, a)
+            return g, (g, f)
+
+        h_t, (g_t, f_t) = jax.vmap(jax.jacfwd(vg, has_aux=True))(theta, aux)
+    else:
+        f_t, g_t, h_t = jax.vmap(term_vgh)(theta, aux)
+    if h_t.ndim == 3:
+        h_t = h_t[:, None]
+    if term_valid is not None:
+        f_t = jnp.where(term_valid, f_t, 0.0)
+        g_t = jnp.where(term_valid[:, None], g_t, 0.0)
+        h_t = jnp.where(term_valid[:, None, None, None], h_t, 0.0)
     f = jnp.sum(f_t)
     g = jnp.zeros(st.n, x.dtype).at[st.term_index].add(g_t)
-    diag = jnp.zeros(st.n, x.dtype).at[st.term_index].add(jnp.diagonal(h_t, axis1=1, axis2=2))
     r = st.r_global.shape[0]
     others = np.asarray(st.others, dtype=np.int64)
-    cross = jnp.zeros((st.e_size, r), x.dtype)
-    reduced = jnp.zeros((r, r), x.dtype)
-    if r:
-        cross = cross.at[st.term_e[:, None], st.term_r].add(h_t[:, st.elim, others])
-        h_rr = h_t[:, others][:, :, others]
-        reduced = reduced.at[st.term_r[:, :, None], st.term_r[:, None, :]].add(h_rr)
-    return f, g, _Hessian(diag, cross, reduced)
+
+    def assemble(hm):  # hm [T, m, m]
+        diag = jnp.zeros(st.n, x.dtype).at[st.term_index].add(jnp.diagonal(hm, axis1=1, axis2=2))
+        cross = jnp.zeros((st.e_size, r), x.dtype)
+        reduced = jnp.zeros((r, r), x.dtype)
+        if r:
+            cross = cross.at[st.term_e[:, None], st.term_r].add(hm[:, st.elim, others])
+            h_rr = hm[:, others][:, :, others]
+            reduced = reduced.at[st.term_r[:, :, None], st.term_r[:, None, :]].add(h_rr)
+        return _Hessian(diag, cross, reduced)
+
+    return f, g, jax.vmap(assemble, in_axes=1)(h_t)
+
+
+def _model(h: _Hessian, k: int) -> _Hessian:
+    return jax.tree.map(lambda v: v[k], h)
 
 
 def _hess_quad(h: _Hessian, s: Array, st: _Structure) -> Array:
@@ -179,15 +221,17 @@ def _curvature_floor(hd):
     return 1e-12 * jnp.max(jnp.abs(hd), initial=0.0) + 1e-300
 
 
-def _step(x, g, h: _Hessian, lam, lower, upper, st: _Structure):
+def _step(x, g, h: _Hessian, lam, lower, upper, st: _Structure, usable):
     """Damped projected Newton step by block elimination.
 
     Returns ``(step, ok, decrease)``: the step projected onto the box, whether the damped free
     Hessian is positive definite, and ``-1/2 g_F^T p_F`` (the decrease predicted for the
-    unprojected step; the Newton decrement when ``lam = 0``).
+    unprojected step; the Newton decrement when ``lam = 0``). Where the damped Hessian is
+    not positive definite the step falls back to curvature-scaled steepest descent.
     """
-    free = ~_active(x, g, lower, upper)
-    mu = lam * jnp.maximum(jnp.abs(h.diag), _curvature_floor(h.diag))
+    free = ~_active(x, g, lower, upper) & usable
+    curv = jnp.maximum(jnp.abs(h.diag), _curvature_floor(h.diag))
+    mu = lam * curv
     gf = jnp.where(free, g, 0.0)
     e = slice(st.e_off, st.e_off + st.e_size)
     free_e = free[e]
@@ -214,24 +258,10 @@ def _step(x, g, h: _Hessian, lam, lower, upper, st: _Structure):
     else:
         p = jnp.zeros_like(x).at[e].set(-g_e / d_e)
     p = jnp.where(free, p, 0.0)
+    ok = ok & jnp.all(jnp.isfinite(p))
+    p = jnp.where(ok, p, -gf / (curv * (1.0 + lam)))
     step = jnp.clip(x + p, lower, upper) - x
-    ok = ok & jnp.all(jnp.isfinite(step))
     return step, ok, -0.5 * (gf @ p)
-
-
-def _pd_step(x, g, h: _Hessian, lam, lower, upper, st: _Structure):
-    """Raise the damping (x4 per try, no objective evaluation) until the step is defined."""
-
-    def cond(c):
-        return ~c[2] & (c[0] < _LAMBDA_MAX)
-
-    def body(c):
-        lam_k = jnp.maximum(c[0], _LAMBDA_REJECT_FLOOR) * 4.0
-        step, ok, _ = _step(x, g, h, lam_k, lower, upper, st)
-        return lam_k, step, ok
-
-    step, ok, _ = _step(x, g, h, lam, lower, upper, st)
-    return lax.while_loop(cond, body, (lam, step, ok))
 
 
 class _State(NamedTuple):
@@ -258,6 +288,9 @@ def minimize_partially_separable(
     lower: Float[Array, " n"],
     upper: Float[Array, " n"],
     *,
+    term_vgh: Callable[[Float[Array, " m"], Any], tuple[Array, Array, Array]] | None = None,
+    term_valid: Bool[Array, " terms"] | None = None,
+    switch: float = 50.0,
     gtol: float = 1e-6,
     rtol: float = 1e-15,
     max_iter: int = 200,
@@ -272,11 +305,20 @@ def minimize_partially_separable(
     Args:
         term_fn: ``(theta [m], aux_t) -> scalar``, twice differentiable.
         term_aux: pytree of per-term data with leading axis ``n_terms``.
-        term_index: ``[n_terms, m]`` (static numpy) positions of each term's variables; column
-            ``j`` indexes block ``j`` (two variables of one block never share a term).
+        term_index: ``[n_terms, m]`` positions of each term's variables; column ``j``
+            indexes block ``j`` (two variables of one block never share a term). A numpy
+            array is a compile-time constant; a JAX array is data, so one compiled solver
+            serves every layout of the same padded shape (vmap over layouts too).
         block_sizes: number of variables in each block (``sum = n``), static.
         x0: starting point (projected onto the box).
         lower, upper: box bounds, ``lower < upper``.
+        term_vgh: optional closed-form ``(theta, aux_t) -> (f_t, grad_t [m], hess_t)`` with
+            ``hess_t`` ``[m, m]`` or ``[2, m, m]`` (a globalisation model, e.g. Gauss-Newton,
+            then the exact Hessian); default: autodiff of ``term_fn``.
+        term_valid: optional ``[n_terms]`` bool, False for padding terms (ignored). Variables
+            that no valid term references are held at their start value.
+        switch: with two curvature models, the exact Newton step is taken once the first
+            model's Newton decrement is below ``switch`` per free variable.
         gtol: tolerance on the curvature-scaled projected gradient (dimensionless).
         rtol: tolerance on the predicted relative decrease of the objective.
         max_iter: maximum number of iterations (one objective+gradient+Hessian evaluation each).
@@ -285,23 +327,64 @@ def minimize_partially_separable(
     Returns:
         :class:`NewtonResult`.
     """
-    st = _structure(np.asarray(term_index), tuple(int(b) for b in block_sizes))
+    if not isinstance(term_index, jax.Array):
+        term_index = np.asarray(term_index)
+    st = _structure(term_index, tuple(int(b) for b in block_sizes))
     x0 = jnp.clip(jnp.asarray(x0, dtype=float), lower, upper)
     lower = jnp.asarray(lower, dtype=x0.dtype)
     upper = jnp.asarray(upper, dtype=x0.dtype)
 
+    if term_valid is None:
+        usable = jnp.ones(st.n, bool)
+    else:
+        term_valid = jnp.asarray(term_valid, bool)
+        usable = (
+            jnp.zeros(st.n, jnp.int32)
+            .at[st.term_index]
+            .max(jnp.broadcast_to(term_valid[:, None], st.term_index.shape).astype(jnp.int32))
+            > 0
+        )
+
+    n_usable = jnp.maximum(jnp.sum(usable), 1).astype(x0.dtype)
+    h_shape = jax.eval_shape(lambda: _evaluate(term_fn, term_aux, x0, st, term_vgh, term_valid))[2]
+    n_models = int(h_shape.diag.shape[0])
+
+    def ladder(x, g, h, lams):
+        steps, oks, decs = jax.vmap(lambda lk: _step(x, g, h, lk, lower, upper, st, usable))(lams)
+        return steps, oks, decs
+
     def plan(x, f, g, h, lam):
-        lam, step, ok = _pd_step(x, g, h, lam, lower, upper, st)
-        pred = -(g @ step + 0.5 * _hess_quad(h, step, st))
-        # Newton decrement: the decrease predicted by the undamped Newton step on the free
-        # variables (infinite where the free Hessian is not positive definite)
-        _, newton_ok, decrement = _step(x, g, h, jnp.zeros_like(lam), lower, upper, st)
-        decrement = jnp.where(newton_ok, decrement, jnp.inf)
-        return lam, step, ok, pred, decrement
+        # Model 0 (the globalisation model: Gauss-Newton when two are given): the undamped
+        # step (its Newton decrement), the step at the current damping and at raised
+        # dampings, solved side by side (one batched factorisation, no inner loop); the
+        # least-damped positive-definite one is taken, with none curvature-scaled steepest
+        # descent. With a second (exact) model: once model 0's decrement is below
+        # ``switch * n`` (within ~1 sigma of its optimum), the exact Newton step at the current
+        # damping is taken where positive definite (quadratic convergence).
+        floor = jnp.maximum(lam, _LAMBDA_REJECT_FLOOR)
+        lams = jnp.concatenate([jnp.zeros((1,), lam.dtype), lam[None], floor * _LAMBDA_LADDER])
+        h0 = _model(h, 0)
+        steps, oks, decs = ladder(x, g, h0, lams)
+        k = 1 + jnp.argmax(oks[1:])  # first positive-definite damped step (1 when none)
+        ok = oks[k]
+        step = steps[k]
+        lam_new = jnp.where(ok, lams[k], lams[-1])
+        decrement = jnp.where(oks[0], decs[0], jnp.inf)
+        pred = -(g @ step + 0.5 * _hess_quad(h0, step, st))
+        if n_models > 1:
+            h1 = _model(h, 1)
+            steps1, oks1, decs1 = ladder(x, g, h1, lams[:2])
+            exact = oks1[1] & (decrement <= switch * n_usable)
+            step = jnp.where(exact, steps1[1], step)
+            ok = jnp.where(exact, True, ok)
+            lam_new = jnp.where(exact, lam, lam_new)
+            pred = jnp.where(exact, -(g @ step + 0.5 * _hess_quad(h1, step, st)), pred)
+            decrement = jnp.where(exact & oks1[0], decs1[0], decrement)
+        return lam_new, step, ok, pred, decrement
 
     def status_of(x, f, g, h, lam, decrement):
         finite = jnp.isfinite(f) & jnp.all(jnp.isfinite(g))
-        spg = _scaled_pgrad(x, g, h.diag, lower, upper)
+        spg = _scaled_pgrad(x, g, h.diag[0], lower, upper)
         conv_g = spg <= gtol
         conv_r = decrement <= rtol * jnp.maximum(jnp.abs(f), 1.0)
         status = jnp.where(conv_r, int(FitStatus.CONVERGED_RTOL), _RUNNING)
@@ -311,14 +394,11 @@ def minimize_partially_separable(
 
     # The first loop pass evaluates the start (f = +inf accepts it), so the objective and the
     # step solver are traced once: half the compile time of a separate initial evaluation.
-    r = st.r_global.shape[0]
     state = _State(
         x=x0,
         f=jnp.asarray(jnp.inf, x0.dtype),
         g=jnp.zeros_like(x0),
-        h=_Hessian(
-            jnp.zeros_like(x0), jnp.zeros((st.e_size, r), x0.dtype), jnp.zeros((r, r), x0.dtype)
-        ),
+        h=jax.tree.map(lambda v: jnp.zeros(v.shape, v.dtype), h_shape),
         lam=jnp.asarray(lambda0, dtype=x0.dtype),
         nu=jnp.asarray(2.0, x0.dtype),
         step=jnp.zeros_like(x0),
@@ -335,7 +415,7 @@ def minimize_partially_separable(
     def body(s: _State):
         first = s.n_evals == 0
         x_t = jnp.clip(s.x + s.step, lower, upper)
-        f_t, g_t, h_t = _evaluate(term_fn, term_aux, x_t, st)
+        f_t, g_t, h_t = _evaluate(term_fn, term_aux, x_t, st, term_vgh, term_valid)
         decrease = s.f - f_t
         finite_t = jnp.isfinite(f_t) & jnp.all(jnp.isfinite(g_t))
         accept = s.step_ok & finite_t & (decrease > 0)
@@ -371,11 +451,13 @@ def minimize_partially_separable(
         x=out.x,
         fun=out.f,
         grad=out.g,
-        hess_diag=out.h.diag,
+        hess_diag=out.h.diag[-1],
         status=status,
         n_iter=out.n_iter,
         n_evals=out.n_evals,
-        scaled_pgrad=_scaled_pgrad(out.x, out.g, out.h.diag, lower, upper),
+        scaled_pgrad=_scaled_pgrad(
+            out.x, jnp.where(usable, out.g, 0.0), out.h.diag[0], lower, upper
+        ),
     )
 
 

@@ -123,3 +123,24 @@ def test_stitch_places_regions(problem):
     assert st.labels["beta_d"][prob.indices].min() == 3
     assert np.all(st.labels["T_d"][~st.mask] == -1)
     np.testing.assert_array_equal(st.cmb_true[:, prob.indices], prob.cmb_true)
+
+
+def test_region_fitter_compiles_once_and_matches_per_layout_fits(problem):
+    cfg, _, prob = problem
+    layouts = [prob.patcher.layout(c) for c in [(4, 2, 1), (2, 1, 1), (3, 2, 2)]]
+    fitter = cp.RegionFitter(prob, cfg, {"beta_d": 4, "T_d": 2, "beta_s": 2}, batch=2)
+    fast = fitter.fit(layouts, keep_maps=False)  # metrics reduced on the device
+    full = fitter.fit(layouts, keep_maps=True)
+    # two batches of one shape bucket: one compilation per keep_maps variant
+    assert len(fitter._compiled) == 2
+    assert sum(lf.compile_s > 0 for lf in fast) == 2  # the first batch's two layouts
+    for layout, lf_fast, lf_full in zip(layouts, fast, full, strict=True):
+        ref = cp.fit_layout(prob, layout, cfg)  # its own patch counts, one layout per call
+        assert lf_fast.cmb is None and lf_full.cmb is not None
+        for k in ref.params:
+            np.testing.assert_allclose(lf_full.params[k], ref.params[k], rtol=1e-6)
+        np.testing.assert_allclose(lf_full.cmb, ref.cmb, rtol=1e-6, atol=1e-9)
+        # the device metrics equal the host formulas on the same maps
+        host = cp.layout_metrics(prob, ref)
+        for key in ("cmb_variance", "cmb_noise_variance", "nll", "cmb_mse", "syst_mse"):
+            assert lf_fast.metrics[key] == pytest.approx(host[key], rel=1e-6), key

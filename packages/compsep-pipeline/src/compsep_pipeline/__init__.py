@@ -7,6 +7,7 @@ the tensor-to-scalar ratio, run folders and reports; CLI ``compsep``.
 """
 
 from ._campaign import LayoutFit as LayoutFit
+from ._campaign import RegionFitter as RegionFitter
 from ._campaign import RegionProblem as RegionProblem
 from ._campaign import components as components
 from ._campaign import fit_layout as fit_layout
@@ -57,7 +58,7 @@ from ._sky import SkyMaps as SkyMaps
 from ._sky import simulate_pysm as simulate_pysm
 from ._sky import simulate_synthetic as simulate_synthetic
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "PTEP_MULTIRES",
@@ -72,6 +73,7 @@ __all__ = [
     "LayoutFit",
     "MethodSpectra",
     "NoiseConfig",
+    "RegionFitter",
     "RegionProblem",
     "RegionsConfig",
     "SkyConfig",

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import spec_likelihood as sl
+from jaxtyping import Array
 
 from ._config import CampaignConfig
 from ._patches import PARAMETER_NAMES, KMeansPatcher
@@ -129,8 +130,10 @@ class LayoutFit:
         nll: -log L at the optimum ``[n_real]``.
         converged: ``[n_real]`` bool.
         n_iter: ``[n_real]`` optimiser iterations.
-        cmb: reconstructed CMB ``W(beta_hat) d`` ``[n_real, 2, n]`` [uK_CMB].
-        cmb_systematic: ``W(beta_hat) d_fg``, CMB row ``[n_real, 2, n]`` [uK_CMB].
+        cmb: reconstructed CMB ``W(beta_hat) d`` ``[n_real, 2, n]`` [uK_CMB] (None when the
+            fit kept only the metrics).
+        cmb_systematic: ``W(beta_hat) d_fg``, CMB row ``[n_real, 2, n]`` [uK_CMB] (or None).
+        metrics: the map metrics of :func:`layout_metrics`, computed on the device.
         compile_s: compilation time of the jitted fit + reconstruction [s].
         run_s: execution time of the fits of all realisations [s].
     """
@@ -140,14 +143,172 @@ class LayoutFit:
     nll: np.ndarray
     converged: np.ndarray
     n_iter: np.ndarray
-    cmb: np.ndarray
-    cmb_systematic: np.ndarray
+    cmb: np.ndarray | None
+    cmb_systematic: np.ndarray | None
     compile_s: float = float("nan")
     run_s: float = float("nan")
+    metrics: Mapping[str, float] | None = None
 
     def pixel_params(self) -> dict[str, np.ndarray]:
         """Per-pixel best-fit parameters ``[n_real, n]``."""
         return {k: self.params[k][:, self.layout[k]] for k in PARAMETER_NAMES}
+
+
+def _fit_and_reconstruct(lik: sl.SpectralLikelihood, fit_cfg, data, foregrounds):
+    res = sl.fit_likelihood(
+        lik,
+        data,
+        n_starts=fit_cfg.n_starts,
+        gtol=fit_cfg.gtol,
+        rtol=fit_cfg.rtol,
+        max_iter=fit_cfg.max_iter,
+        hessian=fit_cfg.hessian,
+    )
+    cmb = sl.component_maps_likelihood(lik, res.params, data).amplitudes[0]
+    syst = sl.component_maps_likelihood(lik, res.params, foregrounds).amplitudes[0]
+    return res, cmb, syst
+
+
+def _device_metrics(res, cmb, syst, cmb_true) -> dict[str, Array]:
+    """The map metrics of :func:`layout_metrics` on the device (only scalars leave it)."""
+    return {
+        "cmb_variance": jnp.mean(jnp.sum(jnp.var(cmb, axis=-1), axis=-1)),
+        "cmb_noise_variance": jnp.mean(jnp.var(cmb, axis=0)),
+        "nll": jnp.mean(res.nll),
+        "cmb_mse": jnp.mean((cmb - cmb_true[None]) ** 2),
+        "syst_mse": jnp.mean(syst**2),
+        "converged_fraction": jnp.mean(res.converged.astype(cmb.dtype)),
+        "n_iter": jnp.mean(res.n_iter.astype(cmb.dtype)),
+    }
+
+
+def _n_tuples(layout: Mapping[str, np.ndarray]) -> int:
+    key = np.stack([np.asarray(layout[k]) for k in PARAMETER_NAMES], axis=1)
+    return int(np.unique(key, axis=0).shape[0])
+
+
+def _tuple_bucket(n: int) -> int:
+    """Padded tuple count: the next power of two (>= 64), so few shapes compile."""
+    return max(64, 1 << (int(n) - 1).bit_length())
+
+
+class RegionFitter:
+    """Layout-independent compiled fits of one region (spec-likelihood layouts as data).
+
+    Every layout is padded to ``k_max`` patches per parameter and to a power-of-two bucket
+    of label tuples, so one compilation serves every layout of a bucket and a batch of
+    layouts is fitted in one call, vmapped over layouts and noise realisations.
+
+    Args:
+        problem: the region.
+        cfg: the campaign configuration (``[fit]`` settings).
+        k_max: parameter name -> padded patch count (>= every K fitted).
+        batch: layouts per call (shorter batches are padded by repeating a layout).
+    """
+
+    def __init__(
+        self,
+        problem: RegionProblem,
+        cfg: CampaignConfig,
+        k_max: Mapping[str, int],
+        batch: int = 1,
+    ) -> None:
+        ensure_x64()
+        self.problem = problem
+        self.cfg = cfg
+        self.k_max = {k: int(v) for k, v in k_max.items()}
+        self.batch = int(batch)
+        self._compiled: dict[tuple[int, bool], tuple[sl.SpectralLikelihood, object]] = {}
+        self._args = (
+            jnp.asarray(problem.data),
+            jnp.asarray(problem.foregrounds),
+            jnp.asarray(problem.cmb_true),
+        )
+
+    def _function(self, t_max: int, layout: Mapping[str, np.ndarray], keep_maps: bool):
+        if (t_max, keep_maps) not in self._compiled:
+            template = sl.SpectralLikelihood.create(
+                components(),
+                self.problem.frequencies,
+                self.problem.noise_inv_var,
+                self.problem.indices.size,
+                layout,
+                k_max=self.k_max,
+                t_max=t_max,
+            )
+            fit_cfg = self.cfg.fit
+
+            def one_layout(arrays, data, foregrounds, cmb_true):
+                lik = template.with_layout_arrays(arrays)
+                fn = lambda d: _fit_and_reconstruct(lik, fit_cfg, d, foregrounds)
+                res, cmb, syst = jax.vmap(fn)(data)
+                metrics = _device_metrics(res, cmb, syst, cmb_true)
+                return res, metrics, (cmb, syst) if keep_maps else None
+
+            fn = jax.jit(jax.vmap(one_layout, in_axes=(0, None, None, None)))
+            self._compiled[t_max, keep_maps] = (template, fn)
+            return template, fn, True
+        template, fn = self._compiled[t_max, keep_maps]
+        return template, fn, False
+
+    def fit(
+        self, layouts: list[Mapping[str, np.ndarray]], keep_maps: bool = True
+    ) -> list[LayoutFit]:
+        """Fit every noise realisation of each layout (one call per ``batch`` layouts).
+
+        With ``keep_maps=False`` only the parameters and the metrics leave the device (the
+        reconstructed maps are reduced there): the grid's fast path.
+        """
+        out: list[LayoutFit] = []
+        for start in range(0, len(layouts), self.batch):
+            out.extend(self._fit_batch(layouts[start : start + self.batch], keep_maps))
+        return out
+
+    def _fit_batch(
+        self, layouts: list[Mapping[str, np.ndarray]], keep_maps: bool = True
+    ) -> list[LayoutFit]:
+        labels = [{k: np.asarray(v) for k, v in lay.items()} for lay in layouts]
+        for lay in labels:
+            for k in PARAMETER_NAMES:
+                if int(lay[k].max()) + 1 > self.k_max[k]:
+                    raise ValueError(
+                        f"layout has {int(lay[k].max()) + 1} {k} patches, more than the "
+                        f"fitter's k_max {self.k_max[k]}"
+                    )
+        t_max = _tuple_bucket(max(_n_tuples(lay) for lay in labels))
+        template, fn, new = self._function(t_max, labels[0], keep_maps)
+        arrays = [template.layout_arrays(lay) for lay in labels]
+        arrays += [arrays[-1]] * (self.batch - len(arrays))
+        stacked = jax.tree.map(lambda *v: np.stack(v), *arrays)
+        t0 = time.perf_counter()
+        compile_s = 0.0
+        if new:
+            fn.lower(stacked, *self._args).compile()
+            compile_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+        res, metrics, maps = jax.block_until_ready(fn(stacked, *self._args))
+        res, metrics = jax.tree.map(np.asarray, (res, metrics))
+        cmb, syst = (None, None) if maps is None else (np.asarray(maps[0]), np.asarray(maps[1]))
+        run_s = (time.perf_counter() - t0) / len(labels)
+        fits = []
+        for i, lay in enumerate(labels):
+            fits.append(
+                LayoutFit(
+                    layout=lay,
+                    params={
+                        k: res.params[k][i, :, : int(lay[k].max()) + 1] for k in PARAMETER_NAMES
+                    },
+                    nll=res.nll[i],
+                    converged=res.converged[i],
+                    n_iter=res.n_iter[i],
+                    cmb=None if cmb is None else cmb[i],
+                    cmb_systematic=None if syst is None else syst[i],
+                    compile_s=compile_s / len(labels),
+                    run_s=run_s,
+                    metrics={k: float(v[i]) for k, v in metrics.items()},
+                )
+            )
+        return fits
 
 
 def fit_layout(
@@ -155,46 +316,13 @@ def fit_layout(
 ) -> LayoutFit:
     """Fit every noise realisation of a region with one patch layout, then reconstruct.
 
-    One jitted, vmapped call per layout: bounded fits of all realisations, the GLS CMB of
-    each (eq. 7) and the same W applied to the foreground-only sky (systematic residual).
+    One jitted, vmapped call: bounded fits of all realisations, the GLS CMB of each (eq. 7)
+    and the same W applied to the foreground-only sky (systematic residual). For many
+    layouts use :class:`RegionFitter` (one compilation for all).
     """
-    ensure_x64()
     labels = {k: np.asarray(v) for k, v in layout.items()}
-    lik = sl.SpectralLikelihood.create(
-        components(), problem.frequencies, problem.noise_inv_var, problem.indices.size, labels
-    )
-    fit_cfg = cfg.fit
-
-    def one(data, foregrounds):
-        res = sl.fit_likelihood(
-            lik,
-            data,
-            n_starts=fit_cfg.n_starts,
-            gtol=fit_cfg.gtol,
-            rtol=fit_cfg.rtol,
-            max_iter=fit_cfg.max_iter,
-        )
-        cmb = sl.component_maps_likelihood(lik, res.params, data).amplitudes[0]
-        syst = sl.component_maps_likelihood(lik, res.params, foregrounds).amplitudes[0]
-        return res, cmb, syst
-
-    args = (jnp.asarray(problem.data), jnp.asarray(problem.foregrounds))
-    t0 = time.perf_counter()
-    compiled = jax.jit(jax.vmap(one, in_axes=(0, None))).lower(*args).compile()
-    t1 = time.perf_counter()
-    res, cmb, syst = jax.block_until_ready(compiled(*args))
-    t2 = time.perf_counter()
-    return LayoutFit(
-        layout=labels,
-        params={k: np.asarray(v) for k, v in res.params.items()},
-        nll=np.asarray(res.nll),
-        converged=np.asarray(res.converged),
-        n_iter=np.asarray(res.n_iter),
-        cmb=np.asarray(cmb),
-        cmb_systematic=np.asarray(syst),
-        compile_s=t1 - t0,
-        run_s=t2 - t1,
-    )
+    k_max = {k: int(v.max()) + 1 for k, v in labels.items()}
+    return RegionFitter(problem, cfg, k_max, batch=1)._fit_batch([labels])[0]
 
 
 def spatial_cmb_variance(cmb: np.ndarray) -> float:
@@ -223,14 +351,20 @@ def layout_metrics(problem: RegionProblem, lf: LayoutFit) -> dict[str, float]:
     * ``converged_fraction``, ``n_iter``, ``n_params``;
     * ``compile_s``, ``run_s``: compilation and execution time of the fits [s].
     """
+    if lf.metrics is not None:
+        maps = dict(lf.metrics)
+    else:
+        maps = {
+            "cmb_variance": spatial_cmb_variance(lf.cmb),
+            "cmb_noise_variance": float(sl.cmb_variance(lf.cmb)),
+            "nll": float(np.mean(lf.nll)),
+            "cmb_mse": float(np.mean((lf.cmb - problem.cmb_true[None]) ** 2)),
+            "syst_mse": float(np.mean(lf.cmb_systematic**2)),
+            "converged_fraction": float(np.mean(lf.converged)),
+            "n_iter": float(np.mean(lf.n_iter)),
+        }
     return {
-        "cmb_variance": spatial_cmb_variance(lf.cmb),
-        "cmb_noise_variance": float(sl.cmb_variance(lf.cmb)),
-        "nll": float(np.mean(lf.nll)),
-        "cmb_mse": float(np.mean((lf.cmb - problem.cmb_true[None]) ** 2)),
-        "syst_mse": float(np.mean(lf.cmb_systematic**2)),
-        "converged_fraction": float(np.mean(lf.converged)),
-        "n_iter": float(np.mean(lf.n_iter)),
+        **maps,
         "n_params": float(sum(int(v.max()) + 1 for v in lf.layout.values())),
         "compile_s": float(lf.compile_s),
         "run_s": float(lf.run_s),
@@ -253,7 +387,8 @@ def run_region_grid(
 
     With ``[grid] with_r`` every configuration also gets the r statistics of its residual
     spectra on the region (``r_hat``, ``sigma_r``, ``r_plus_sigma``: means over noise
-    realisations), the 2026 paper's selection metric.
+    realisations), the 2026 paper's selection metric. Configurations are fitted
+    ``[grid] batch`` at a time through one compiled, layout-independent :class:`RegionFitter`.
     """
     templates = None
     if cfg.grid.with_r:
@@ -261,36 +396,48 @@ def run_region_grid(
 
         templates = cmb_templates(3 * cfg.sky.nside - 1, cfg.sky.cls_file or None)
 
-    def objective(config: Mapping[str, int]) -> dict[str, float]:
-        counts = tuple(int(config[a]) for a in GRID_AXES)
-        t0 = time.perf_counter()
-        layout = problem.patcher.layout(counts)
-        patch_s = time.perf_counter() - t0
-        lf = fit_layout(problem, layout, cfg)
-        out = {**layout_metrics(problem, lf), "patch_s": patch_s}
-        if templates is not None:
-            from ._compare import method_spectra, r_table, stitch
+    grid = cfg.grid
+    batch = grid.batch or (16 if jax.default_backend() == "gpu" else 1)
+    k_max = {
+        "beta_d": max(grid.K_bd),
+        "T_d": max(grid.K_Td),
+        "beta_s": max(grid.K_bs),
+    }
+    k_max = {k: min(v, problem.indices.size) for k, v in k_max.items()}
+    fitter = RegionFitter(problem, cfg, k_max, batch=batch)
 
-            spectra = method_spectra(
-                stitch([problem], [lf]),
-                templates,
-                r_in=cfg.sky.r,
-                a_lens=cfg.sky.A_lens,
-                ell_range=cfg.ell_range,
-            )
-            row = r_table({"kmeans": spectra}).iloc[0]
-            out["r_hat"] = float(row["r_hat_mean"])
-            out["sigma_r"] = float(row["sigma_r_mean"])
-            out["r_plus_sigma"] = float(row["r_plus_sigma_mean"])
-        return out
+    def objective(configs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        counts = list(zip(*(np.asarray(configs[a]).tolist() for a in GRID_AXES), strict=True))
+        t0 = time.perf_counter()
+        layouts = [problem.patcher.layout(c) for c in counts]
+        patch_s = (time.perf_counter() - t0) / len(counts)
+        rows = []
+        for lf in fitter.fit(layouts, keep_maps=templates is not None):
+            out = {**layout_metrics(problem, lf), "patch_s": patch_s}
+            if templates is not None:
+                from ._compare import method_spectra, r_table, stitch
+
+                spectra = method_spectra(
+                    stitch([problem], [lf]),
+                    templates,
+                    r_in=cfg.sky.r,
+                    a_lens=cfg.sky.A_lens,
+                    ell_range=cfg.ell_range,
+                )
+                row = r_table({"kmeans": spectra}).iloc[0]
+                out["r_hat"] = float(row["r_hat_mean"])
+                out["sigma_r"] = float(row["sigma_r_mean"])
+                out["r_plus_sigma"] = float(row["r_plus_sigma_mean"])
+            rows.append(out)
+        return {key: np.asarray([r[key] for r in rows]) for key in rows[0]}
 
     space = grid_space(cfg)
     gd.run_grid(
         objective,
         space,
         out_dir,
-        batch_size=1,
-        mode="loop",
+        batch_size=batch,
+        mode="batched",
         backend="single",
         progress=progress,
         quiet=not progress,

@@ -119,7 +119,12 @@ class RegionsConfig:
 
 @dataclass(frozen=True)
 class GridConfig:
-    """``[grid]``: the (K_bd, K_Td, K_bs) search space and the selection metric."""
+    """``[grid]``: the (K_bd, K_Td, K_bs) search space and the selection metric.
+
+    ``batch`` configurations are fitted per vmapped call (0: 16 on a GPU, 1 on a CPU); every
+    layout is padded to the grid's largest patch counts, so the fit compiles once per
+    tuple-count bucket, not once per configuration.
+    """
 
     K_bd: tuple[int, ...] = (1, 4, 8, 16)
     K_Td: tuple[int, ...] = (1, 4)
@@ -128,6 +133,7 @@ class GridConfig:
     kmeans_n_init: int = 1
     selection: str = "cmb_variance"
     with_r: bool = False
+    batch: int = 0
 
     def __post_init__(self) -> None:
         for key in ("K_bd", "K_Td", "K_bs"):
@@ -143,6 +149,11 @@ class GridConfig:
             raise ValueError("[grid] selection = 'r_plus_sigma' needs [grid] with_r = true")
         if self.kmeans_n_init < 1:
             raise ValueError(f"[grid] kmeans_n_init must be >= 1, got {self.kmeans_n_init}")
+        if self.batch < 0:
+            raise ValueError(
+                f"[grid] batch must be >= 0 configurations per fit call (0: automatic), "
+                f"got {self.batch}"
+            )
 
 
 @dataclass(frozen=True)
@@ -150,13 +161,16 @@ class FitConfig:
     """``[fit]``: spectral-likelihood optimiser settings (spec-likelihood ``fit_likelihood``).
 
     ``gtol`` bounds the curvature-scaled projected gradient, ``rtol`` the predicted relative
-    decrease of -log L; ``n_starts > 1`` adds random starts inside the physical box.
+    decrease of -log L; ``n_starts > 1`` adds random starts inside the physical box;
+    ``hessian`` picks the curvature of the Newton steps (``hybrid``: Gauss-Newton, then
+    exact near the optimum; ``gauss-newton``; ``exact``).
     """
 
     max_iter: int = 200
     gtol: float = 1e-6
     rtol: float = 1e-15
     n_starts: int = 1
+    hessian: str = "hybrid"
 
     def __post_init__(self) -> None:
         if self.max_iter < 1:
@@ -166,6 +180,7 @@ class FitConfig:
                 raise ValueError(f"[fit] {key} must be > 0, got {getattr(self, key)}")
         if self.n_starts < 1:
             raise ValueError(f"[fit] n_starts must be >= 1, got {self.n_starts}")
+        _choice("fit", "hessian", self.hessian, ("hybrid", "gauss-newton", "exact"))
 
 
 @dataclass(frozen=True)

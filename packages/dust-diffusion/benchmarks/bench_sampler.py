@@ -1,4 +1,5 @@
-"""CPU benchmark: Euler-Maruyama posterior sampling (exact Gaussian score) and a UNet-driven run.
+"""CPU benchmark: Euler-Maruyama posterior sampling (exact Gaussian score) and UNet-driven runs
+(float32 and bfloat16 networks side by side).
 
 Prints a table and saves ``results/bench_sampler_<machine>.json``.
 """
@@ -65,8 +66,7 @@ def main() -> None:
     lam = jnp.asarray(power_law_eigenvalues(n, 1.0), jnp.float32)
     maps = np.asarray(gaussian_field(jax.random.key(0), lam, (64,)))
     trainer = Trainer(config, maps, lambda phi: jnp.broadcast_to(lam, (phi.shape[0], n, n)))
-    state = trainer.init_state()
-    trainer.train_steps(state, 10)
+    jax.block_until_ready(trainer.train_steps(trainer.init_state(), 10))  # compile + warm up
     t = time.perf_counter()
     state, _ = trainer.train_steps(trainer.init_state(), 10)
     jax.block_until_ready(state.params)
@@ -79,11 +79,53 @@ def main() -> None:
             "seconds": time.perf_counter() - t,
         }
     )
-    _, dt = timed(lambda k: trainer.generate(state.ema, k, 8, n_steps=50), jax.random.key(3))
-    rows.append({"case": "UNet generation", "n": n, "samples": 8, "steps": 50, "seconds": dt})
-    print(f"{'case':32s} {'n':>4s} {'samples':>8s} {'steps':>6s} {'seconds':>9s}")
+    gens = {}
+    for precision in ("float32", "bfloat16"):
+        (gens[precision], dt) = timed(
+            lambda k, p=precision: trainer.generate(state.ema, k, 8, n_steps=50, precision=p),
+            jax.random.key(3),
+        )
+        rows.append(
+            {
+                "case": f"UNet generation {precision}",
+                "n": n,
+                "samples": 8,
+                "steps": 50,
+                "seconds": dt,
+                "ms_per_step": 1e3 * dt / 50,
+            }
+        )
+    rows[-1]["rel_diff_vs_float32"] = float(
+        jnp.linalg.norm(gens["bfloat16"] - gens["float32"]) / jnp.linalg.norm(gens["float32"])
+    )
+    # the default UNet (32, 64, 128) at 64 x 64: per-step cost of the two precisions
+    n = 64
+    config = TrainConfig(size=n)
+    lam = jnp.asarray(power_law_eigenvalues(n, 1.0), jnp.float32)
+    big = Trainer(config, np.zeros((1, n, n), np.float32), lambda phi: lam[None])
+    params = big.init_state().params
+    for precision in ("float32", "bfloat16"):
+        _, dt = timed(
+            lambda k, p=precision: big.generate(params, k, 16, n_steps=10, precision=p),
+            jax.random.key(4),
+        )
+        rows.append(
+            {
+                "case": f"default UNet generation {precision}",
+                "n": n,
+                "samples": 16,
+                "steps": 10,
+                "seconds": dt,
+                "ms_per_step": 1e3 * dt / 10,
+            }
+        )
+    print(f"{'case':36s} {'n':>4s} {'samples':>8s} {'steps':>6s} {'seconds':>9s} {'ms/step':>8s}")
     for r in rows:
-        print(f"{r['case']:32s} {r['n']:4d} {r['samples']:8d} {r['steps']:6d} {r['seconds']:9.3f}")
+        ms = f"{r['ms_per_step']:8.1f}" if "ms_per_step" in r else " " * 8
+        print(
+            f"{r['case']:36s} {r['n']:4d} {r['samples']:8d} {r['steps']:6d} "
+            f"{r['seconds']:9.3f} {ms}"
+        )
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     path = out / f"bench_sampler_{platform.node() or 'machine'}.json"

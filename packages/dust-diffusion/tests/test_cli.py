@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+from dust_diffusion import latest_checkpoint_step, load_config
 from dust_diffusion._cli import main
 
 
@@ -15,11 +16,20 @@ def test_cli_make_data_train_sample_separate_evaluate(tmp_path):
     train = ["train", "--data", str(data / "dust_maps.npy"), "--run", str(run), "--size", "16"]
     train += ["--channels", "8,8,8", "--batch-size", "4", "--checkpoint-every", "2"]
     main([*train, "--steps", "2"])
-    main([*train, "--steps", "4"])
+    state = tmp_path / "carry" / "state.npz"
+    main([*train, "--steps", "4", "--save-state", str(state), "--ema-dtype", "bfloat16"])
     lines = (run / "losses.csv").read_text().splitlines()
     assert [int(line.split(",")[0]) for line in lines] == [2, 4]
-    main(["sample", "--run", str(run), "--n", "3", "--steps", "4", "--method", "ode"])
-    assert np.load(run / "samples" / "samples.npy").shape == (3, 16, 16)
+    # a new run folder continues from the portable state (here already at its 4 steps)
+    run2 = tmp_path / "run2"
+    resume = ["train", "--data", str(data / "dust_maps.npy"), "--run", str(run2)]
+    main([*resume, "--resume", str(state.parent), "--steps", "4", "--precision", "bfloat16"])
+    assert latest_checkpoint_step(run2 / "checkpoints") == 4
+    assert load_config(run2 / "checkpoints").precision == "bfloat16"
+    # sampling straight from the state file
+    sample = ["sample", "--run", str(state), "--n", "3", "--steps", "4", "--method", "ode"]
+    main([*sample, "--precision", "bfloat16"])
+    assert np.load(state.parent / "samples" / "samples.npy").shape == (3, 16, 16)
     np.save(tmp_path / "y.npy", maps[0])
     sep = ["separate", "--run", str(run), "--y", str(tmp_path / "y.npy"), "--sigma", "0.6"]
     main([*sep, "--n-samples", "2", "--steps", "4"])
@@ -28,7 +38,7 @@ def test_cli_make_data_train_sample_separate_evaluate(tmp_path):
     np.testing.assert_allclose(dust + cmb, np.broadcast_to(maps[0], dust.shape), atol=1e-5)
     out = tmp_path / "eval"
     ref = str(data / "dust_maps.npy")
-    samples = str(run / "samples" / "samples.npy")
+    samples = str(state.parent / "samples" / "samples.npy")
     main(
         ["evaluate", "--samples", samples, "--reference", ref, "--training", ref, "--out", str(out)]
     )

@@ -66,6 +66,15 @@ def test_emulator_reproduces_grid_and_interpolation(grid):
     lam = spectra.eigenvalues(jnp.asarray(phi[:3]))
     assert lam.shape == (3, 16, 16)
     np.testing.assert_allclose(np.asarray(lam).mean(axis=(1, 2)), 1, rtol=1e-5)
+    # the same emulator on a 32 x 32 patch: the eigenvalues of the direct construction
+    big = spectra.with_patch(32)
+    assert big.size == 32 and spectra.size == 16
+    direct = covariance_eigenvalues(grid.ell, np.exp(emu[0]), 32, 8.0)
+    np.testing.assert_allclose(
+        np.asarray(big.eigenvalues(jnp.asarray(phi[:1])))[0], np.asarray(direct), rtol=1e-4
+    )
+    with pytest.raises(ValueError, match="lmax"):
+        spectra.with_patch(32, pixel_arcmin=1.0)
 
 
 def test_sample_phi_within_prior():

@@ -148,6 +148,15 @@ from ._training import (
     load_config as load_config,
 )
 from ._training import (
+    load_state as load_state,
+)
+from ._training import (
+    load_state_config as load_state_config,
+)
+from ._training import (
+    resolve_precision as resolve_precision,
+)
+from ._training import (
     restore_checkpoint as restore_checkpoint,
 )
 from ._training import (
@@ -155,6 +164,12 @@ from ._training import (
 )
 from ._training import (
     save_checkpoint as save_checkpoint,
+)
+from ._training import (
+    save_state as save_state,
+)
+from ._training import (
+    state_file_path as state_file_path,
 )
 from ._unet import UNet as UNet
 
@@ -189,6 +204,8 @@ __all__ = [
     "latest_checkpoint_step",
     "load_config",
     "load_maps",
+    "load_state",
+    "load_state_config",
     "lognormal_map",
     "make_cmb_grid",
     "minkowski_functionals",
@@ -200,6 +217,7 @@ __all__ = [
     "power_spectrum",
     "probability_flow_sample",
     "procedural_dust_maps",
+    "resolve_precision",
     "restore_checkpoint",
     "reverse_sde_sample",
     "run_training",
@@ -207,10 +225,12 @@ __all__ = [
     "sample_posterior",
     "sample_prior",
     "save_checkpoint",
+    "save_state",
     "spectral_moments",
     "standardise",
+    "state_file_path",
     "train_emulator",
     "wiener_posterior",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -7,6 +7,7 @@ JSON metadata beside the arrays, so runs can be resumed and compared.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import tempfile
@@ -42,11 +43,18 @@ def _phi(text: str) -> tuple[float, float]:
     return parts[0], parts[1]
 
 
+def _is_state(run: Path) -> bool:
+    """A portable state file (or folder holding state.npz) rather than an orbax run folder."""
+    from ._training import state_file_path
+
+    return not (run / "checkpoints" / "config.json").exists() and state_file_path(run).exists()
+
+
 def _trainer_from_run(run: Path, grid: str | None, data: np.ndarray | None = None):
     from ._cosmology import CMBGrid, CMBSpectra
-    from ._training import Trainer, load_config
+    from ._training import Trainer, load_config, load_state_config
 
-    config = load_config(run / "checkpoints")
+    config = load_state_config(run) if _is_state(run) else load_config(run / "checkpoints")
     spectra = CMBSpectra(CMBGrid.load(grid) if grid else None, config.size, config.pixel_arcmin)
     if data is None:
         data = np.zeros((1, config.size, config.size), np.float32)
@@ -77,11 +85,21 @@ def cmd_make_cmb_grid(a: argparse.Namespace) -> None:
 def cmd_train(a: argparse.Namespace) -> None:
     from ._cosmology import CMBGrid, CMBSpectra
     from ._data import load_maps, standardise
-    from ._training import TrainConfig, Trainer, latest_checkpoint_step, load_config, run_training
+    from ._training import (
+        TrainConfig,
+        Trainer,
+        latest_checkpoint_step,
+        load_config,
+        load_state_config,
+        run_training,
+        save_state,
+    )
 
     run = Path(a.run)
     if latest_checkpoint_step(run / "checkpoints") is not None:
         config = load_config(run / "checkpoints")
+    elif a.resume:
+        config = load_state_config(a.resume)
     else:
         config = TrainConfig(
             size=a.size,
@@ -92,21 +110,41 @@ def cmd_train(a: argparse.Namespace) -> None:
             condition_on_cosmology=not a.fixed_cosmology,
             seed=a.seed,
         )
+    if a.precision is not None:
+        config = dataclasses.replace(config, precision=a.precision)
     maps = np.asarray(standardise(load_maps(a.data)), np.float32)
     spectra = CMBSpectra(CMBGrid.load(a.grid) if a.grid else None, config.size, config.pixel_arcmin)
     trainer = Trainer(config, maps, spectra.eigenvalues)
     _save_json(run / "data.json", {"data": str(Path(a.data).resolve()), "n_maps": len(maps)})
     state, _ = run_training(
-        run, trainer, n_steps=a.steps, seconds=a.seconds, checkpoint_every=a.checkpoint_every
+        run,
+        trainer,
+        n_steps=a.steps,
+        seconds=a.seconds,
+        checkpoint_every=a.checkpoint_every,
+        resume_from=a.resume,
+        init_from=a.init_from,
     )
     print(f"trained to step {int(state.step)}; checkpoints in {run / 'checkpoints'}")
+    if a.save_state:
+        f = save_state(
+            a.save_state, state, config, optimizer=a.keep_optimizer, ema_dtype=a.ema_dtype
+        )
+        print(f"wrote the portable state {f} ({f.stat().st_size / 1e6:.1f} MB)")
 
 
 def _params(run: Path, trainer, use_ema: bool):
-    from ._training import restore_checkpoint
+    from ._training import load_state, restore_checkpoint
 
-    state = restore_checkpoint(run / "checkpoints", trainer.init_state())
+    if _is_state(run):
+        state = load_state(run, trainer)
+    else:
+        state = restore_checkpoint(run / "checkpoints", trainer.init_state())
     return state.ema if use_ema else state.params
+
+
+def _out_dir(run: Path) -> Path:
+    return run.parent if run.suffix == ".npz" else run
 
 
 def cmd_sample(a: argparse.Namespace) -> None:
@@ -115,8 +153,8 @@ def cmd_sample(a: argparse.Namespace) -> None:
     run = Path(a.run)
     trainer = _trainer_from_run(run, a.grid)
     params = _params(run, trainer, not a.no_ema)
-    x = trainer.generate(params, jax.random.key(a.seed), a.n, a.phi, a.steps, a.method)
-    out = Path(a.out) if a.out else run / "samples" / "samples.npy"
+    x = trainer.generate(params, jax.random.key(a.seed), a.n, a.phi, a.steps, a.method, a.precision)
+    out = Path(a.out) if a.out else _out_dir(run) / "samples" / "samples.npy"
     _save_npy(out, np.asarray(x))
     _save_json(out.with_suffix(".json"), _args(a))
     print(f"wrote {a.n} samples to {out}")
@@ -130,9 +168,9 @@ def cmd_separate(a: argparse.Namespace) -> None:
     params = _params(run, trainer, not a.no_ema)
     y = np.load(a.y).astype(np.float32)
     dust, cmb = trainer.separate(
-        params, jax.random.key(a.seed), y, a.sigma, a.phi, a.n_samples, a.steps
+        params, jax.random.key(a.seed), y, a.sigma, a.phi, a.n_samples, a.steps, a.precision
     )
-    out = Path(a.out) if a.out else run / "separation"
+    out = Path(a.out) if a.out else _out_dir(run) / "separation"
     _save_npy(out / "dust_samples.npy", np.asarray(dust))
     _save_npy(out / "cmb_samples.npy", np.asarray(cmb))
     _save_json(out / "separation.json", _args(a))
@@ -184,11 +222,38 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint-every", type=int, default=1000)
     s.add_argument("--grid", default=None, help="CMB grid npz (default: shipped grid)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16"),
+        default=None,
+        help="network precision in training (default: the run's, else float32)",
+    )
+    s.add_argument(
+        "--resume",
+        default=None,
+        help="state file (or folder with state.npz) to continue from when --run is new",
+    )
+    s.add_argument(
+        "--init-from", default=None, help="state file whose weights initialise a new run"
+    )
+    s.add_argument("--save-state", default=None, help="write a portable state file at the end")
+    s.add_argument(
+        "--keep-optimizer",
+        action="store_true",
+        help="keep the AdamW moments in --save-state (exact resume; ~2x larger)",
+    )
+    s.add_argument("--ema-dtype", choices=("float32", "bfloat16"), default="float32")
     s.set_defaults(func=cmd_train)
 
     for name, fn in (("sample", cmd_sample), ("separate", cmd_separate)):
         s = sub.add_parser(name, help=f"{name} with a trained run")
-        s.add_argument("--run", required=True)
+        s.add_argument("--run", required=True, help="run folder or portable state file")
+        s.add_argument(
+            "--precision",
+            choices=("auto", "float32", "bfloat16"),
+            default="auto",
+            help="network precision (auto: bfloat16 on a GPU, float32 on a CPU)",
+        )
         s.add_argument("--phi", type=_phi, default=(70.0, 0.0321), help="H0,omega_b")
         s.add_argument("--steps", type=int, default=1000)
         s.add_argument("--grid", default=None)

@@ -297,6 +297,20 @@ class CMBSpectra:
         emulator, self.emulator_rms = train_emulator(self.grid, emulator_steps, seed=seed)
         self._graphdef, self._state = nnx.split(emulator)
 
+    def with_patch(self, size: int, pixel_arcmin: float | None = None) -> CMBSpectra:
+        """The same emulator on another patch (no retraining), e.g. 256 x 256 pixels."""
+        other = object.__new__(CMBSpectra)
+        other.__dict__.update(self.__dict__)
+        other.size = size
+        if pixel_arcmin is not None:
+            corner = float(np.sqrt(2) * np.pi / (pixel_arcmin * np.pi / (180 * 60)))
+            if self.grid.ell[-1] < corner:
+                raise ValueError(
+                    f"grid lmax {self.grid.ell[-1]} < patch corner multipole {corner:.0f}"
+                )
+            other.pixel_arcmin = pixel_arcmin
+        return other
+
     def log_cl(self, phi: Float[Array, "... 2"]) -> Float[Array, "... n_ell"]:
         """Emulated log C_ell (uK^2) at the grid's multipole nodes."""
         return nnx.merge(self._graphdef, self._state)(jnp.asarray(phi, jnp.float32))

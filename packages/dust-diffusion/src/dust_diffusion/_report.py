@@ -59,7 +59,7 @@ def agreement(samples: dict, reference: dict, n_sigma: float = 2.0) -> dict[str,
 def compare_statistics(
     samples: np.ndarray,
     reference: np.ndarray,
-    out_dir: Path,
+    out_dir: Path | None,
     training: np.ndarray | None = None,
     name: str = "comparison",
     extra: dict[str, np.ndarray] | None = None,
@@ -69,7 +69,7 @@ def compare_statistics(
     Args:
         samples: ``(n, size, size)`` maps.
         reference: ``(m, size, size)`` maps (m = 1 for the truth of a separation).
-        out_dir: output folder.
+        out_dir: output folder (None: write nothing, only return the result).
         training: optional training maps for the nearest-neighbour check (App. B.5).
         name: file stem.
         extra: optional further sets of maps (e.g. the observed mixture) to plot.
@@ -78,8 +78,6 @@ def compare_statistics(
         The JSON content (means and standard deviations per statistic and bin, and a
         ``summary`` with the agreement fractions).
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     samples = np.asarray(samples)
     reference = np.asarray(reference)
     if reference.ndim == 2:
@@ -109,6 +107,10 @@ def compare_statistics(
         }
         result["nearest_training_index"] = idx.tolist()
     result["summary"] = summary
+    if out_dir is None:
+        return result
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".json.tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(result, f)

@@ -11,6 +11,11 @@ network is exactly equivariant to periodic shifts by multiples of ``total_stride
 
 The output is the renormalised score m(z_t, t, phi) = -sqrt(1 - alpha) Sigma grad log p_t
 (App. B.2).
+
+Mixed precision: with ``dtype=jnp.bfloat16`` the convolutions and activations run in
+bfloat16 (tensor cores) while the parameters stay float32; GroupNorm statistics, the
+time/cosmology embeddings, the output head and the returned m are float32. The
+parameter tree does not depend on ``dtype``, so one set of weights serves both modes.
 """
 
 from __future__ import annotations
@@ -36,8 +41,13 @@ def sinusoidal_embedding(t: Float[Array, " batch"], dim: int) -> Float[Array, "b
     return jnp.concatenate([jnp.sin(arg), jnp.cos(arg)], -1)
 
 
-def _conv(cin: int, cout: int, k: int, rngs: nnx.Rngs) -> nnx.Conv:
-    return nnx.Conv(cin, cout, (k, k), padding="CIRCULAR", rngs=rngs)
+def _conv(cin: int, cout: int, k: int, rngs: nnx.Rngs, dtype=None) -> nnx.Conv:
+    return nnx.Conv(cin, cout, (k, k), padding="CIRCULAR", dtype=dtype, rngs=rngs)
+
+
+def _norm(c: int, groups: int, rngs: nnx.Rngs, dtype=None) -> nnx.GroupNorm:
+    # flax computes the statistics in (at least) float32 whatever ``dtype`` (the output's)
+    return nnx.GroupNorm(c, num_groups=_groups(c, groups), dtype=dtype, rngs=rngs)
 
 
 def _groups(c: int, groups: int) -> int:
@@ -50,22 +60,24 @@ def _groups(c: int, groups: int) -> int:
 class ResBlock(nnx.Module):
     """GroupNorm-SiLU-Conv x 3 with time and cosmology embeddings added after the first conv."""
 
-    def __init__(self, cin: int, cout: int, emb_dim: int, groups: int, *, rngs: nnx.Rngs):
-        self.norm1 = nnx.GroupNorm(cin, num_groups=_groups(cin, groups), rngs=rngs)
-        self.conv1 = _conv(cin, cout, 3, rngs)
+    def __init__(
+        self, cin: int, cout: int, emb_dim: int, groups: int, *, rngs: nnx.Rngs, dtype=None
+    ):
+        self.norm1 = _norm(cin, groups, rngs, dtype)
+        self.conv1 = _conv(cin, cout, 3, rngs, dtype)
         self.t_proj = nnx.Linear(emb_dim, cout, rngs=rngs)
         self.phi_mlp1 = nnx.Linear(emb_dim, cout, rngs=rngs)
         self.phi_mlp2 = nnx.Linear(cout, cout, rngs=rngs)
-        self.norm2 = nnx.GroupNorm(cout, num_groups=_groups(cout, groups), rngs=rngs)
-        self.conv2 = _conv(cout, cout, 3, rngs)
-        self.norm3 = nnx.GroupNorm(cout, num_groups=_groups(cout, groups), rngs=rngs)
-        self.conv3 = _conv(cout, cout, 3, rngs)
-        self.skip = _conv(cin, cout, 1, rngs)
+        self.norm2 = _norm(cout, groups, rngs, dtype)
+        self.conv2 = _conv(cout, cout, 3, rngs, dtype)
+        self.norm3 = _norm(cout, groups, rngs, dtype)
+        self.conv3 = _conv(cout, cout, 3, rngs, dtype)
+        self.skip = _conv(cin, cout, 1, rngs, dtype)
 
     def __call__(self, x: Array, t_emb: Array, phi_emb: Array) -> Array:
         h = self.conv1(jax.nn.silu(self.norm1(x)))
         cond = self.t_proj(t_emb) + self.phi_mlp2(jax.nn.silu(self.phi_mlp1(phi_emb)))
-        h = h + cond[:, None, None, :]
+        h = h + cond[:, None, None, :].astype(h.dtype)
         h = self.conv2(jax.nn.silu(self.norm2(h)))
         h = self.conv3(jax.nn.silu(self.norm3(h)))
         return (self.skip(x) + h) / math.sqrt(2.0)
@@ -84,6 +96,8 @@ class UNet(nnx.Module):
         emb_dim: width of the time and cosmology embeddings.
         groups: GroupNorm groups (reduced to a divisor of each width).
         rngs: flax random streams for the initialisation.
+        dtype: computation dtype of the convolutions and activations (None: float32;
+            ``jnp.bfloat16`` for mixed precision). Parameters are always float32.
     """
 
     def __init__(
@@ -93,31 +107,34 @@ class UNet(nnx.Module):
         groups: int = 8,
         *,
         rngs: nnx.Rngs,
+        dtype=None,
     ):
         if len(channels) < 1:
             raise ValueError("channels must list at least one level width")
         self.channels = tuple(channels)
         self.emb_dim = emb_dim
+        self.dtype = dtype
         self.t_mlp1 = nnx.Linear(emb_dim, emb_dim, rngs=rngs)
         self.t_mlp2 = nnx.Linear(emb_dim, emb_dim, rngs=rngs)
         self.phi_embed = nnx.Linear(2, emb_dim, rngs=rngs)
-        self.inp = _conv(1, channels[0], 3, rngs)
+        self.inp = _conv(1, channels[0], 3, rngs, dtype)
         down = []
         prev = channels[0]
         for c in channels:
-            down.append(ResBlock(prev, c, emb_dim, groups, rngs=rngs))
+            down.append(ResBlock(prev, c, emb_dim, groups, rngs=rngs, dtype=dtype))
             prev = c
         self.down = _List(down)
-        self.mid = ResBlock(prev, prev, emb_dim, groups, rngs=rngs)
+        self.mid = ResBlock(prev, prev, emb_dim, groups, rngs=rngs, dtype=dtype)
         up_convs, up_blocks = [], []
         for c in reversed(channels):
-            up_convs.append(_conv(prev, prev, 3, rngs))
-            up_blocks.append(ResBlock(prev + c, c, emb_dim, groups, rngs=rngs))
+            up_convs.append(_conv(prev, prev, 3, rngs, dtype))
+            up_blocks.append(ResBlock(prev + c, c, emb_dim, groups, rngs=rngs, dtype=dtype))
             prev = c
         self.up_convs = _List(up_convs)
         self.up_blocks = _List(up_blocks)
-        self.out_norm = nnx.GroupNorm(prev, num_groups=_groups(prev, groups), rngs=rngs)
-        self.out = _conv(prev, 1, 3, rngs)
+        self.out_norm = _norm(prev, groups, rngs, dtype)
+        # float32 head: a 3x3 conv to one channel, negligible cost
+        self.out = _conv(prev, 1, 3, rngs, jnp.float32 if dtype is not None else None)
 
     @property
     def total_stride(self) -> int:
@@ -138,6 +155,8 @@ class UNet(nnx.Module):
         t_emb = sinusoidal_embedding(t.astype(z.dtype), self.emb_dim)
         t_emb = self.t_mlp2(jax.nn.silu(self.t_mlp1(t_emb)))
         phi_emb = jax.nn.silu(self.phi_embed(normalise_phi(phi.astype(z.dtype))))
+        if self.dtype is not None:
+            z = z.astype(self.dtype)
         h = self.inp(z[..., None])
         skips = []
         for block in self.down:
@@ -148,4 +167,4 @@ class UNet(nnx.Module):
         for conv, block in zip(self.up_convs, self.up_blocks, strict=True):
             h = conv(jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2))
             h = block(jnp.concatenate([h, skips.pop()], -1), t_emb, phi_emb)
-        return self.out(jax.nn.silu(self.out_norm(h)))[..., 0]
+        return self.out(jax.nn.silu(self.out_norm(h)))[..., 0].astype(t_emb.dtype)

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import jax
 import numpy as np
 import pytest
@@ -30,12 +32,14 @@ def spec2(instrument):
 
 def test_paper_architectures(instrument):
     binary = Classifier.create(ClassifierSpec.for_instrument("ame", instrument))
-    four = Classifier.create(ClassifierSpec.for_instrument("four", instrument))
+    four = Classifier.create(ClassifierSpec.for_instrument("four", instrument, "minmax"))
     assert binary.spec.hidden == (68, 34, 17) and binary.spec.n_outputs == 1
     assert four.spec.hidden == (272, 136, 68, 34, 17) and four.spec.n_outputs == 4
     widths = [layer.kernel.shape for layer in four.model.hidden]
     assert widths == [(34, 272), (272, 136), (136, 68), (68, 34), (34, 17)]
     assert four.model.dropout.rate == 0.5
+    # default inputs: the 34 sign-canonical noise-weighted shape values + log amplitude
+    assert binary.spec.features == "snr" and binary.model.hidden[0].kernel.shape == (35, 68)
 
 
 @pytest.mark.parametrize(
@@ -113,7 +117,7 @@ def test_retraining_starts_from_trained_weights(spec2):
 
 
 def test_bad_inputs(tmp_path, spec2):
-    clf = Classifier.create(spec2)
+    clf = Classifier.create(replace(spec2, features="minmax"))
     with pytest.raises(ValueError, match="trained on 17 bands"):
         clf.probabilities(np.zeros((3, 2, 15)))
     with pytest.raises(ValueError, match="not min-max normalised"):

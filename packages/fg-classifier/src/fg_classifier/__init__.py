@@ -52,7 +52,7 @@ from ._train import TrainResult as TrainResult
 from ._train import make_optimizer as make_optimizer
 from ._train import train as train
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "FEATURES",

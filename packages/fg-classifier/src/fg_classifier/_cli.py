@@ -120,6 +120,8 @@ def _train(args: argparse.Namespace) -> None:
         learning_rate=args.learning_rate,
         batch_size=args.batch_size,
         max_epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        max_seconds=args.max_seconds,
         patience=args.patience,
         seed=args.seed,
     )
@@ -225,10 +227,17 @@ def _parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train (or retrain with --init) on the run's training set")
     tr.add_argument("--run", required=True)
-    tr.add_argument("--features", default="minmax", choices=["minmax", "snr", "snr_log"])
+    tr.add_argument(
+        "--features",
+        default="snr",
+        choices=["snr", "minmax", "snr_log"],
+        help="network inputs (minmax: the paper's, does not learn on these simulations)",
+    )
     tr.add_argument("--optimizer", default="adadelta", choices=["adadelta", "adamw"])
     tr.add_argument("--learning-rate", type=float, default=1.0)
     tr.add_argument("--batch-size", type=int, default=256)
+    tr.add_argument("--steps-per-epoch", type=int, default=None, help="batches per epoch cap")
+    tr.add_argument("--max-seconds", type=float, default=None, help="training time budget")
     tr.add_argument("--epochs", type=int, default=100)
     tr.add_argument("--patience", type=int, default=10)
     tr.add_argument("--seed", type=int, default=0)

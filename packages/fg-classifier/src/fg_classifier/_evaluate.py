@@ -124,18 +124,20 @@ def format_table2(results: dict[str, dict[str, float]]) -> str:
     """Markdown Table 2 (noiseless) with the paper's values beside ours.
 
     Args:
-        results: task -> ``{"train": accuracy, "test": accuracy}`` (either may be missing).
+        results: task -> ``{"train": accuracy, "test": accuracy}`` (either may be missing;
+            extra keys, e.g. the min-max inputs' test accuracy, get their own column).
     """
-    lines = [
-        "| Sky models | train (ours) | train (paper) | test (ours) | test (paper) |",
-        "|---|---|---|---|---|",
-    ]
+    extra = sorted({k for r in results.values() for k in r} - {"train", "test"})
+    head = "| Sky models | train (ours) | train (paper) | test (ours) | test (paper) |"
+    head += "".join(f" {k} (ours) |" for k in extra)
+    lines = [head, "|---" * (5 + len(extra)) + "|"]
     for task, ours in results.items():
         paper = PAPER_TABLE2[task]
-        lines.append(
+        cells = (
             f"| {_TASK_TITLES[task]} | {_pct(ours.get('train'))} | {_pct(paper['train'])} | "
             f"{_pct(ours.get('test'))} | {_pct(paper['test'])} |"
         )
+        lines.append(cells + "".join(f" {_pct(ours.get(k))} |" for k in extra))
     return "\n".join(lines)
 
 

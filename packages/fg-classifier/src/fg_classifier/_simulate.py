@@ -21,6 +21,7 @@ The four models are indexed ``0 power_law, 1 curved, 2 power_law_ame, 3 curved_a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -260,6 +261,29 @@ def _noise_sigma(instrument: Instrument, noise_nside: int | None) -> Array | Non
     return white_noise_sigma(instrument, _check_nside(noise_nside, "noise_nside"))
 
 
+def _cmb_pool(
+    templates: SkyTemplates, realisations: Sequence[int] | None, test: bool
+) -> np.ndarray:
+    """CMB realisation indices of training vectors (``test=False``) or test maps.
+
+    Default: the last realisation is held out for the test maps and the training vectors draw
+    from the others, so that no test CMB value was seen in training (with a single
+    realisation both use it).
+    """
+    n_cmb = templates.cmb_qu.shape[0]
+    if realisations is None:
+        if n_cmb == 1:
+            return np.zeros(1, np.int64)
+        return np.array([n_cmb - 1]) if test else np.arange(n_cmb - 1)
+    pool = np.asarray(realisations, dtype=np.int64).reshape(-1)
+    if pool.size == 0 or pool.min() < 0 or pool.max() >= n_cmb:
+        raise ValueError(
+            f"cmb_realisations must be a non-empty list of indices in 0..{n_cmb - 1} (the "
+            f"templates hold {n_cmb} CMB realisations), got {realisations!r}"
+        )
+    return pool
+
+
 def simulate_training_set(
     templates: SkyTemplates,
     instrument: Instrument,
@@ -269,6 +293,7 @@ def simulate_training_set(
     oversample: int = 1,
     noise_nside: int | None = None,
     config: SimulationConfig = SimulationConfig(),
+    cmb_realisations: Sequence[int] | None = None,
     seed: int | Array = 0,
 ) -> TrainingSet:
     """Training vectors: ``n_maps`` full-sky maps of every model of the task.
@@ -278,6 +303,8 @@ def simulate_training_set(
     independent pixels; their CMB values are drawn at random pixels of random realisations of
     ``templates.cmb_qu``, the same pool for every class (the paper's one realisation per set
     would tie a finite set of CMB values to each class, which a network can memorise).
+    By default the last CMB realisation of ``templates`` is left out of that pool: it is the
+    one :func:`simulate_test_maps` uses, so test CMB values are never seen in training.
     ``oversample = (nside_train / templates.nside)^2`` emulates a training resolution above
     the templates' one: every template pixel is used ``oversample`` times, each with
     independent draws (what an ``ud_grade``-d template at ``nside_train`` gives per pixel).
@@ -290,7 +317,10 @@ def simulate_training_set(
         oversample: uses of each template pixel per map (>= 1).
         noise_nside: nside whose pixel size sets the white-noise level; None: noiseless.
         config: physical settings.
-        seed: integer seed or ``jax.random`` key.
+        cmb_realisations: indices of the ``templates.cmb_qu`` realisations to draw from
+            (default: all but the last, held out for the test maps; all if there is one).
+        seed: integer seed or ``jax.random`` key; use different seeds for training and test
+            sets (independent beta_s, modulation and noise draws).
 
     Returns:
         The :class:`TrainingSet`, in model-major order (shuffle before batching).
@@ -301,7 +331,7 @@ def simulate_training_set(
     sigma = _noise_sigma(instrument, noise_nside)
     freqs = jnp.asarray(instrument.frequencies, dtype=float)
     key = _key(seed)
-    n_cmb = templates.cmb_qu.shape[0]
+    pool = _cmb_pool(templates, cmb_realisations, test=False)
     pix = np.tile(np.arange(templates.npix), oversample)
     dust = jnp.asarray(templates.dust_qu[:, pix].T, float)
     sync = jnp.asarray(templates.sync_qu[:, pix].T, float)
@@ -314,7 +344,7 @@ def simulate_training_set(
             # CMB values from random pixels of random realisations, one pool for all classes:
             # a class-specific CMB realisation would let the network recognise the class from
             # memorised CMB values instead of the foreground SED
-            real = np.asarray(jax.random.randint(k_real, pix.shape, 0, n_cmb))
+            real = pool[np.asarray(jax.random.randint(k_real, pix.shape, 0, pool.size))]
             cmb_pix = np.asarray(jax.random.randint(k_pix, pix.shape, 0, templates.npix))
             cmb = jnp.asarray(templates.cmb_qu[real, :, cmb_pix], float)
             data, _ = simulate_vectors(
@@ -374,6 +404,7 @@ def simulate_test_maps(
     n_real: int = 1,
     noise: bool = False,
     config: SimulationConfig = SimulationConfig(),
+    cmb_realisations: Sequence[int] | None = None,
     seed: int | Array = 1,
 ) -> TestMaps:
     """Test frequency maps whose regions follow different true models (Figs 4, 5, 7, 8).
@@ -386,7 +417,11 @@ def simulate_test_maps(
         n_real: independent realisations (CMB, beta_s, modulation, noise).
         noise: add white noise at the templates' nside.
         config: physical settings.
-        seed: integer seed or ``jax.random`` key.
+        cmb_realisations: ``templates.cmb_qu`` realisations of the test maps, realisation ``r``
+            using ``cmb_realisations[r % len]`` (default: the last one, which
+            :func:`simulate_training_set` holds out by default).
+        seed: integer seed or ``jax.random`` key (use one no training set uses: the
+            beta_s, modulation and noise draws are then independent of training).
 
     Returns:
         The :class:`TestMaps` (maps ``[real, freq, 2, pix]`` uK_CMB).
@@ -401,6 +436,7 @@ def simulate_test_maps(
         raise ValueError(f"n_real must be >= 1, got {n_real}")
     sigma = _noise_sigma(instrument, templates.nside if noise else None)
     key = _key(seed)
+    pool = _cmb_pool(templates, cmb_realisations, test=True)
     freqs = jnp.asarray(instrument.frequencies, dtype=float)
     model_map = models[layout]
     maps, betas = [], []
@@ -413,7 +449,7 @@ def simulate_test_maps(
             sync_qu=templates.sync_qu.T,
             ame_i=templates.ame_i,
             dust_angle=templates.dust_angle,
-            cmb_qu=templates.cmb_qu[r % templates.cmb_qu.shape[0]].T,
+            cmb_qu=templates.cmb_qu[pool[r % pool.size]].T,
             models=model_map,
             noise_sigma=sigma,
             config=config,

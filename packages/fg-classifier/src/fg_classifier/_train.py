@@ -5,6 +5,18 @@ rho = 0.95, epsilon = 1e-7), keeps 20% of the vectors aside for validation (sect
 minimises the binary / sparse categorical cross-entropy. Retraining on noisy vectors from the
 noiseless network (section 4.3) is :func:`train` started from a trained classifier.
 
+Adadelta's step is ``sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) g``: its length is ~sqrt(eps)
+= 3e-4 per weight at the start and grows only as updates accumulate, whatever the batch size,
+so what makes the paper's networks learn is the *number of steps* and how clean each step's
+direction is. Measured on 4e4 noiseless nside-16 curvature vectors (paper network, ``snr``
+inputs): after ~4e3 steps batches of 1024 reach 74% test accuracy, batches of 256 63%; batches
+of 32 (Keras' ``fit`` default; the paper states none) need ~5e4 steps to pass 90% and ~1.2e5
+for 98%, and the four-class network stays at chance after 1e5 steps of 32 but reaches 79%
+after 1.5e4 steps of 256. The default batch is therefore 256 (on a GPU, where a step costs
+about the same for any batch this small, 1024 is better). ``steps_per_epoch`` (Keras' ``fit``
+argument of the same name) caps the steps between two validations so that large training
+sets are validated, early-stopped and time-limited at a useful rate.
+
 One epoch is a single jitted ``lax.scan`` over shuffled mini-batches (the model and optimiser
 state are split with ``nnx.split`` and merged inside the scan body), so the Python overhead
 is per epoch, not per step.
@@ -43,8 +55,10 @@ class TrainConfig:
         rho: Adadelta decay (Keras default 0.95).
         eps: Adadelta epsilon (Keras default 1e-7).
         weight_decay: AdamW decoupled weight decay.
-        batch_size: mini-batch size.
+        batch_size: mini-batch size (see the module docstring for why 256 and not Keras' 32).
         max_epochs: epoch limit.
+        steps_per_epoch: optional cap on the mini-batches per epoch (each epoch draws them from
+            a fresh shuffle of the training split); None: one pass over it.
         patience: early stopping: epochs without a validation-loss improvement.
         min_delta: smallest validation-loss decrease counted as an improvement.
         val_fraction: fraction of the vectors held out for validation (paper: 0.2).
@@ -60,6 +74,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     batch_size: int = 256
     max_epochs: int = 100
+    steps_per_epoch: int | None = None
     patience: int = 10
     min_delta: float = 1e-4
     val_fraction: float = 0.2
@@ -71,6 +86,8 @@ class TrainConfig:
             raise ValueError(f"optimizer={self.optimizer!r}; use one of {_OPTIMIZERS}")
         if self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
             raise ValueError("batch_size, max_epochs and patience must be >= 1")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be >= 1 or None, got {self.steps_per_epoch}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if not self.learning_rate > 0:
@@ -219,6 +236,8 @@ def train(
         raise ValueError(
             f"batch_size={config.batch_size} exceeds the {n_tr} training vectors; lower it"
         )
+    if config.steps_per_epoch is not None:
+        steps = min(steps, config.steps_per_epoch)
     if clf.spec.features != "minmax" and not clf.scaling_fitted:
         mean = x_tr.mean(axis=0)
         std = x_tr.std(axis=0)

@@ -144,3 +144,40 @@ def test_region_fitter_compiles_once_and_matches_per_layout_fits(problem):
         host = cp.layout_metrics(prob, ref)
         for key in ("cmb_variance", "cmb_noise_variance", "nll", "cmb_mse", "syst_mse"):
             assert lf_fast.metrics[key] == pytest.approx(host[key], rel=1e-6), key
+
+
+def test_systematic_residual_is_the_fit_to_the_foreground_only_sky(problem):
+    """Section IV.b: C^syst comes from the layout refitted to d_fg (no CMB, no noise).
+
+    One patch is the true model of this sky, so W(beta_fg) d_fg vanishes: the systematic
+    BB must be ~0 and the r fit unbiased. Applying the noisy fits' W(beta_hat_n) to d_fg
+    (the former estimator) counts the noise-driven parameter scatter as a systematic.
+    """
+    cfg, _, prob = problem
+    layout = cp.single_patch_layout(prob.indices.size)
+    lf = cp.fit_layout(prob, layout, cfg)
+    syst = cp.foreground_systematic(prob, layout, cfg)
+    assert syst.shape == (2, prob.indices.size)
+    # independent reference: the GLS weights at the sky's true parameters, with numpy
+    a = np.asarray(
+        sl.mixing_matrix(
+            cp.components(), prob.frequencies, {"beta_d": 1.54, "T_d": 20.0, "beta_s": -3.0}
+        )
+    )
+    ninv = np.diag(prob.noise_inv_var)
+    w = np.linalg.solve(a.T @ ninv @ a, a.T @ ninv)
+    np.testing.assert_allclose(
+        syst, np.einsum("f,fsp->sp", w[0], prob.foregrounds), rtol=0, atol=1e-6
+    )
+    noisy_w = np.mean(lf.cmb_systematic**2)
+    assert np.mean(syst**2) < 1e-6 * noisy_w
+
+    templates = cp.cmb_templates(3 * prob.nside - 1)
+    kwargs = {"r_in": 0.0, "a_lens": 1.0, "ell_range": (2, 3 * prob.nside - 1)}
+    paper = cp.method_spectra(cp.stitch([prob], [lf], [syst]), templates, **kwargs)
+    former = cp.method_spectra(cp.stitch([prob], [lf]), templates, **kwargs)
+    bb = paper.residuals.spectrum("syst", "BB")[2:]
+    assert np.all(bb < 1e-6 * paper.residuals.spectrum("total", "BB")[2:])
+    assert np.mean(former.residuals.spectrum("syst", "BB")[2:]) > 1e3 * np.mean(bb)
+    with pytest.raises(ValueError, match="systematic"):
+        cp.stitch([prob], [lf], [syst[:, :-1]])

@@ -21,6 +21,7 @@ from ._cmb import cmb_polarization_spectra as cmb_polarization_spectra
 from ._cmb import cmb_templates as cmb_templates
 from ._compare import MethodSpectra as MethodSpectra
 from ._compare import StitchedMaps as StitchedMaps
+from ._compare import foreground_systematic as foreground_systematic
 from ._compare import method_spectra as method_spectra
 from ._compare import r_table as r_table
 from ._compare import stitch as stitch
@@ -92,6 +93,7 @@ __all__ = [
     "default_config",
     "dust_intensity",
     "fit_layout",
+    "foreground_systematic",
     "grid_space",
     "layout_metrics",
     "load_config",

@@ -4,8 +4,14 @@ For every method the regions' reconstructions are stitched into full-sky maps ov
 union of the regions, then (section IV of kabalan2025_clustered_compsep.md, with
 bb-residuals):
 
-* residual spectra: ``C^syst = <C(W_n d_fg)>_n``, ``C^res = <C(s_hat_n - s_true)>_n``,
-  ``C^stat = C^res - C^syst`` (anafast on the masked map / f_sky);
+* residual spectra: ``C^syst = C(W(beta_fg) d_fg)``, ``C^res = <C(s_hat_n - s_true)>_n``,
+  ``C^stat = C^res - C^syst`` (anafast on the masked map / f_sky). ``beta_fg`` is the fit
+  of the same layout to the foreground-only sky, without CMB and noise (section IV.b:
+  "re-running the full component separation pipeline on foreground-only skies";
+  :func:`foreground_systematic`). Applying the noisy fits' ``W(beta_hat_n)`` to ``d_fg``
+  instead moves the noise-driven parameter scatter from the noise floor ``C^stat`` into
+  ``C^syst``, which the r likelihood then reads as a bias (worst for layouts with many
+  patches, e.g. the per-pixel beta_d of the multi-resolution layout);
 * r likelihood ``-2 ln L = f_sky sum (2l+1) [C^obs/C^model + ln C^model]`` with
   ``C^model = r C^tensor + A_lens C^lens + max(C^stat, 0)`` and
   ``C^obs_n = r_in C^tensor + A_lens C^lens + C(s_hat_n - s_true)``: the input sky's
@@ -17,6 +23,7 @@ bb-residuals):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -24,7 +31,8 @@ import bb_residuals as bb
 import numpy as np
 import pandas as pd
 
-from ._campaign import LayoutFit, RegionProblem
+from ._campaign import LayoutFit, RegionProblem, fit_layout
+from ._config import CampaignConfig
 from ._patches import PARAMETER_NAMES
 
 METHODS = ("kmeans", "multires", "single")
@@ -44,7 +52,8 @@ class StitchedMaps:
     Attributes:
         mask: union of the regions ``[npix]`` bool.
         cmb: reconstructed CMB ``[n_real, 2, npix]`` (0 outside the mask).
-        systematic: ``W_n d_fg`` ``[n_real, 2, npix]``.
+        systematic: ``W(beta_fg) d_fg`` ``[1, 2, npix]`` (:func:`foreground_systematic`), or
+            ``W(beta_hat_n) d_fg`` ``[n_real, 2, npix]`` when :func:`stitch` got no maps.
         cmb_true: input CMB ``[2, npix]`` (0 outside).
         labels: parameter -> labels ``[npix]`` (offset per region so they stay distinct;
             -1 outside).
@@ -60,22 +69,63 @@ class StitchedMaps:
     params: Mapping[str, np.ndarray]
 
 
-def stitch(problems: Sequence[RegionProblem], fits: Sequence[LayoutFit]) -> StitchedMaps:
-    """Place each region's reconstruction into full-sky maps."""
+def foreground_systematic(
+    problem: RegionProblem, layout: Mapping[str, np.ndarray], cfg: CampaignConfig
+) -> np.ndarray:
+    """Systematic residual map of a layout (section IV.b, eq. 12): ``W(beta_fg) d_fg``.
+
+    The layout is fitted to the region's foreground-only sky (no CMB, no noise; same
+    noise weights and fit settings as the data) and that fit's GLS operator is applied to
+    the same sky. Zero when the layout can represent the foregrounds' SEDs exactly.
+
+    Returns:
+        ``[2, n]`` over the region's pixels [uK_CMB].
+    """
+    fg_only = dataclasses.replace(problem, data=np.asarray(problem.foregrounds)[None])
+    return np.asarray(fit_layout(fg_only, layout, cfg).cmb[0])
+
+
+def stitch(
+    problems: Sequence[RegionProblem],
+    fits: Sequence[LayoutFit],
+    systematic: Sequence[np.ndarray] | None = None,
+) -> StitchedMaps:
+    """Place each region's reconstruction into full-sky maps.
+
+    Args:
+        problems: the regions.
+        fits: the layout's fits, one per region.
+        systematic: the regions' :func:`foreground_systematic` maps ``[2, n]`` (the paper's
+            systematic residual); ``None`` uses each fit's ``W(beta_hat_n) d_fg``, which also
+            holds the noise-driven parameter scatter.
+    """
     npix = problems[0].mask.size
     n_real = problems[0].n_real
     mask = np.zeros(npix, dtype=bool)
     cmb = np.zeros((n_real, 2, npix))
-    syst = np.zeros((n_real, 2, npix))
+    syst = np.zeros((1 if systematic is not None else n_real, 2, npix))
     truth = np.zeros((2, npix))
     labels = {k: np.full(npix, -1, dtype=np.int64) for k in PARAMETER_NAMES}
     params = {k: np.full((n_real, npix), np.nan) for k in PARAMETER_NAMES}
     offsets = dict.fromkeys(PARAMETER_NAMES, 0)
-    for prob, lf in zip(problems, fits, strict=True):
+    if systematic is not None and len(systematic) != len(problems):
+        raise ValueError(
+            f"systematic: got {len(systematic)} maps for {len(problems)} regions; give one each"
+        )
+    for i, (prob, lf) in enumerate(zip(problems, fits, strict=True)):
         idx = prob.indices
         mask[idx] = True
         cmb[:, :, idx] = lf.cmb
-        syst[:, :, idx] = lf.cmb_systematic
+        if systematic is None:
+            syst[:, :, idx] = lf.cmb_systematic
+        else:
+            m = np.asarray(systematic[i], dtype=np.float64)
+            if m.shape != (2, idx.size):
+                raise ValueError(
+                    f"systematic[{i}]: expected shape (2, {idx.size}) for region "
+                    f"{prob.name!r}, got {m.shape}"
+                )
+            syst[0][:, idx] = m
         truth[:, idx] = prob.cmb_true
         pix = lf.pixel_params()
         for k in PARAMETER_NAMES:

@@ -8,7 +8,7 @@ Layout of a run folder::
     grid/<region>/               grid-dispatch folder (Parquet batches + manifests)
     grid_results.parquet         all regions' grid tables with their metrics
     selection.json               best (K_bd, K_Td, K_bs) per region
-    compare/<region>__<method>.npz   fits of the compared layouts
+    compare/<region>__<method>.npz   fits of the compared layouts (+ systematic map)
     maps/<method>_patches.fits   patch labels (beta_d, T_d, beta_s), UNSEEN outside
     maps/<method>_params.fits    fitted parameters of realisation 0
     maps/<method>_cmb.fits       mean reconstructed CMB Q, U and mean residual Q, U
@@ -43,7 +43,14 @@ from ._campaign import (
     select_best,
 )
 from ._cmb import cmb_templates
-from ._compare import METHODS, method_spectra, r_table, spectra_table, stitch
+from ._compare import (
+    METHODS,
+    foreground_systematic,
+    method_spectra,
+    r_table,
+    spectra_table,
+    stitch,
+)
 from ._config import CampaignConfig, load_config
 from ._patches import PARAMETER_NAMES, multires_layout, single_patch_layout
 from ._setup import build_instrument, build_regions, build_sky
@@ -130,10 +137,11 @@ def _compare_layout(
     return multires_layout(problem.nside, problem.mask, cfg.comparison.multires[base])
 
 
-def _save_fit(path: Path, lf: LayoutFit) -> None:
+def _save_fit(path: Path, lf: LayoutFit, systematic: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(
         tmp,
+        systematic=systematic,
         nll=lf.nll,
         converged=lf.converged,
         n_iter=lf.n_iter,
@@ -145,8 +153,10 @@ def _save_fit(path: Path, lf: LayoutFit) -> None:
     os.replace(tmp, path)
 
 
-def _load_fit(path: Path) -> LayoutFit:
+def _load_fit(path: Path) -> tuple[LayoutFit, np.ndarray | None]:
+    """The fit and its foreground-only systematic map (``None`` in older run folders)."""
     with np.load(path) as d:
+        systematic = d["systematic"] if "systematic" in d.files else None
         return LayoutFit(
             layout={k: d[f"labels_{k}"] for k in PARAMETER_NAMES},
             params={k: d[f"params_{k}"] for k in PARAMETER_NAMES},
@@ -155,7 +165,7 @@ def _load_fit(path: Path) -> LayoutFit:
             n_iter=d["n_iter"],
             cmb=d["cmb"],
             cmb_systematic=d["cmb_systematic"],
-        )
+        ), systematic
 
 
 def run_campaign(
@@ -210,19 +220,23 @@ def run_campaign(
     (rundir / "compare").mkdir(exist_ok=True)
     methods = [m for m in METHODS if m in cfg.comparison.methods]
     fits: dict[str, dict[str, LayoutFit]] = {m: {} for m in methods}
+    systematic: dict[str, dict[str, np.ndarray]] = {m: {} for m in methods}
     rows = []
     for name, problem in problems.items():
         for method in methods:
             path = rundir / "compare" / f"{_region_slug(name)}__{method}.npz"
-            if path.exists():
-                lf = _load_fit(path)
-            else:
+            lf, syst = _load_fit(path) if path.exists() else (None, None)
+            if lf is None:
                 _log(f"{name}: fitting the {method} layout", progress)
                 lf = fit_layout(
                     problem, _compare_layout(problem, method, cfg, selection[name]), cfg
                 )
-                _save_fit(path, lf)
+            if syst is None:
+                # Section IV.b: the same layout fitted to the foreground-only sky.
+                syst = foreground_systematic(problem, lf.layout, cfg)
+                _save_fit(path, lf, syst)
             fits[method][name] = lf
+            systematic[method][name] = syst
             row = {"region": name, "method": method}
             row.update({k: int(lf.layout[k].max()) + 1 for k in PARAMETER_NAMES})
             row.update(layout_metrics(problem, lf))
@@ -233,7 +247,10 @@ def run_campaign(
     t0 = time.perf_counter()
     templates = cmb_templates(3 * cfg.sky.nside - 1, cfg.sky.cls_file or None)
     plist = list(problems.values())
-    stitched = {m: stitch(plist, [fits[m][n] for n in problems]) for m in methods}
+    stitched = {
+        m: stitch(plist, [fits[m][n] for n in problems], [systematic[m][n] for n in problems])
+        for m in methods
+    }
     spectra = {
         m: method_spectra(
             stitched[m], templates, r_in=cfg.sky.r, a_lens=cfg.sky.A_lens, ell_range=cfg.ell_range

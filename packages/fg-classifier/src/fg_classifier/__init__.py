@@ -6,6 +6,8 @@ four-class networks, training with Adadelta, noisy retraining, evaluation agains
 Tables 2 and 3, and the chi^2 model-comparison baseline of section 5.
 """
 
+from ._bayes import CurvatureBayes as CurvatureBayes
+from ._bayes import curvature_bayes_choice as curvature_bayes_choice
 from ._checkpoint import load_classifier as load_classifier
 from ._checkpoint import save_classifier as save_classifier
 from ._chi2 import Chi2Comparison as Chi2Comparison
@@ -52,7 +54,7 @@ from ._train import TrainResult as TrainResult
 from ._train import make_optimizer as make_optimizer
 from ._train import train as train
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "FEATURES",
@@ -65,6 +67,7 @@ __all__ = [
     "Chi2Comparison",
     "Classifier",
     "ClassifierSpec",
+    "CurvatureBayes",
     "Evaluation",
     "ModelLayout",
     "SimulationConfig",
@@ -77,6 +80,7 @@ __all__ = [
     "check_minmax",
     "chi2_model_comparison",
     "confusion_matrix",
+    "curvature_bayes_choice",
     "evaluate_maps",
     "format_table2",
     "format_table3",

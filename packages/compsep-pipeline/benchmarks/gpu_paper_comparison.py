@@ -23,7 +23,7 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from compsep_pipeline import load_config, run_campaign  # noqa: E402
+from compsep_pipeline import load_config, run_campaign, run_regions  # noqa: E402
 
 HERE = Path(__file__).parent
 
@@ -42,13 +42,27 @@ def main() -> None:
         help="run folder (resumable: re-run the command to finish an interrupted campaign); "
         "the report, tables and plots are copied to --out",
     )
+    parser.add_argument("--mask-file", type=Path, default=None, help="e.g. Planck GAL masks")
+    parser.add_argument(
+        "--regions",
+        default=None,
+        help="comma-separated regions: run only this part (grid + comparison fits) into "
+        "--work, e.g. one part per GPU; a final call without --regions writes the report",
+    )
     args = parser.parse_args()
     cfg = load_config(args.config).replace(sky={"file": str(args.sky)})
+    if args.mask_file is not None:
+        cfg = cfg.replace(regions={"mask_file": str(args.mask_file)})
     if args.cls is not None:
         cfg = cfg.replace(sky={"cls_file": str(args.cls)})
     if args.n_real is not None:
         cfg = cfg.replace(noise={"n_realisations": args.n_real})
     t0 = time.perf_counter()
+    if args.regions:
+        names = [n for n in args.regions.split(",") if n]
+        selection = run_regions(cfg, args.work, names, progress=True)
+        print(f"part {names}: {time.perf_counter() - t0:.1f} s; selection {selection}")
+        return
     result = run_campaign(cfg, args.work, progress=False)
     args.out.mkdir(parents=True, exist_ok=True)
     for name in (
@@ -67,9 +81,11 @@ def main() -> None:
     wall = time.perf_counter() - t0
     grid = result.grid
     n_fits = (len(grid) + len(result.comparison)) * cfg.noise.n_realisations
+    parts = json.loads((args.work / "timings.json").read_text()).get("parts", {})
     summary = {
         "device": str(jax.devices()[0]),
         "wall_s": wall,
+        "parts_wall_s": {k: v.get("total_s") for k, v in parts.items()},
         "n_configs": len(grid),
         "n_fits": n_fits,
         "fits_per_s_wall": n_fits / wall,

@@ -181,3 +181,13 @@ def test_systematic_residual_is_the_fit_to_the_foreground_only_sky(problem):
     assert np.mean(former.residuals.spectrum("syst", "BB")[2:]) > 1e3 * np.mean(bb)
     with pytest.raises(ValueError, match="systematic"):
         cp.stitch([prob], [lf], [syst[:, :-1]])
+
+
+def test_auto_batch_bounds_the_schur_temporaries():
+    assert cp.auto_batch(100, {"beta_d": 3500, "T_d": 80, "beta_s": 80}, gpu=False) == 1
+    assert cp.auto_batch(100, {"beta_d": 100, "T_d": 15, "beta_s": 5}, gpu=True) == 16
+    big = {"beta_d": 3500, "T_d": 80, "beta_s": 80}
+    b = cp.auto_batch(100, big, gpu=True)
+    # ~4 temporaries of [K_e, r] float64 per realisation and layout stay under 4 GiB
+    assert 1 <= b < 16 and b * 4 * 100 * 3500 * 160 * 8 <= 4 << 30
+    assert cp.auto_batch(1000, {"beta_d": 9000, "T_d": 500, "beta_s": 500}, gpu=True) == 1

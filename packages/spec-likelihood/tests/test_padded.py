@@ -153,3 +153,24 @@ def test_every_curvature_model_reaches_the_same_optimum(hessian):
         np.testing.assert_allclose(res.params[name], ref.params[name], rtol=1e-5)
     with pytest.raises(ValueError, match="hessian must be"):
         fit_likelihood(lik, data, hessian="bfgs")
+
+
+def test_sequential_damping_ladder_equals_the_batched_one(monkeypatch):
+    # Large layouts solve the dampings one at a time (memory); the result must not change.
+    from spec_likelihood import _optimize
+
+    labels = _layout(8, 4, 2)
+    data = _data(labels, seed=7, n=3)
+    lik = SpectralLikelihood.create(COMPS, FREQS, 1.0 / SIGMA**2, N_PIX, labels)
+
+    def fits():
+        return jax.jit(jax.vmap(lambda d: fit_likelihood(lik, d)))(data)
+
+    batched = fits()
+    monkeypatch.setattr(_optimize, "_LADDER_VMAP_MAX", 0)
+    sequential = fits()
+    assert bool(jnp.all(batched.converged)) and bool(jnp.all(sequential.converged))
+    np.testing.assert_array_equal(batched.n_iter, sequential.n_iter)
+    np.testing.assert_allclose(sequential.nll, batched.nll, rtol=1e-13)
+    for name in batched.params:
+        np.testing.assert_allclose(sequential.params[name], batched.params[name], rtol=1e-9)

@@ -9,6 +9,7 @@ the tensor-to-scalar ratio, run folders and reports; CLI ``compsep``.
 from ._campaign import LayoutFit as LayoutFit
 from ._campaign import RegionFitter as RegionFitter
 from ._campaign import RegionProblem as RegionProblem
+from ._campaign import auto_batch as auto_batch
 from ._campaign import components as components
 from ._campaign import fit_layout as fit_layout
 from ._campaign import grid_space as grid_space
@@ -50,6 +51,7 @@ from ._report import write_report as write_report
 from ._run import CampaignResult as CampaignResult
 from ._run import resume_campaign as resume_campaign
 from ._run import run_campaign as run_campaign
+from ._run import run_regions as run_regions
 from ._setup import build_instrument as build_instrument
 from ._setup import build_masks as build_masks
 from ._setup import build_regions as build_regions
@@ -59,7 +61,7 @@ from ._sky import SkyMaps as SkyMaps
 from ._sky import simulate_pysm as simulate_pysm
 from ._sky import simulate_synthetic as simulate_synthetic
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "PTEP_MULTIRES",
@@ -81,6 +83,7 @@ __all__ = [
     "SkyMaps",
     "StitchedMaps",
     "__version__",
+    "auto_batch",
     "build_instrument",
     "build_masks",
     "build_regions",
@@ -107,6 +110,7 @@ __all__ = [
     "resume_campaign",
     "run_campaign",
     "run_region_grid",
+    "run_regions",
     "select_best",
     "simulate_pysm",
     "simulate_synthetic",

@@ -81,15 +81,30 @@ class RegionProblem:
         return int(self.data.shape[0])
 
 
-def region_seed(base: int, name: str) -> int:
-    """Noise seed of a region: the same for every configuration (common random numbers)."""
-    return (int(base) * 1_000_003 + zlib.crc32(name.encode())) % (2**31 - 1)
+def region_seed(base: int, name: str, *, held_out: bool = False) -> int:
+    """Noise seed of a region: the same for every configuration (common random numbers).
+
+    ``held_out`` gives the seed of the evaluation set of ``[noise] held_out`` (independent
+    of the selection set).
+    """
+    key = name + ("#held-out" if held_out else "")
+    return (int(base) * 1_000_003 + zlib.crc32(key.encode())) % (2**31 - 1)
 
 
 def region_problem(
-    cfg: CampaignConfig, sky: SkyMaps, instrument: sl.Instrument, name: str, mask: np.ndarray
+    cfg: CampaignConfig,
+    sky: SkyMaps,
+    instrument: sl.Instrument,
+    name: str,
+    mask: np.ndarray,
+    *,
+    held_out: bool = False,
 ) -> RegionProblem:
-    """Signal + seeded noise realisations of one region (spec-likelihood noise model)."""
+    """Signal + seeded noise realisations of one region (spec-likelihood noise model).
+
+    ``held_out`` draws the evaluation realisations of ``[noise] held_out`` instead of the
+    selection ones.
+    """
     ensure_x64()
     nside = cfg.sky.nside
     mask = np.asarray(mask, dtype=bool)
@@ -99,7 +114,7 @@ def region_problem(
             instrument,
             nside,
             mask,
-            region_seed(cfg.noise.seed, name),
+            region_seed(cfg.noise.seed, name, held_out=held_out),
             cfg.noise.n_realisations,
         )
     )
@@ -377,6 +392,22 @@ def grid_space(cfg: CampaignConfig) -> gd.SearchSpace:
     return gd.SearchSpace({axis: list(getattr(cfg.grid, axis)) for axis in GRID_AXES})
 
 
+def auto_batch(n_real: int, k_max: Mapping[str, int], gpu: bool) -> int:
+    """Layouts per vmapped fit call when ``[grid] batch = 0``: 1 on a CPU; on a GPU 16,
+    fewer for large layouts.
+
+    The Newton step eliminates the largest parameter block and keeps its coupling to the
+    others, ``[K_e, r]`` per realisation (K_e the largest patch count, r the sum of the
+    others); the batch keeps ~4 such temporaries of all realisations under 4 GiB (larger batches
+    gain little there, and XLA then struggles to fit the program in memory).
+    """
+    if not gpu:
+        return 1
+    counts = sorted(int(v) for v in k_max.values())
+    per_layout = 32 * max(n_real, 1) * counts[-1] * max(sum(counts[:-1]), 1)
+    return int(np.clip((4 << 30) // per_layout, 1, 16))
+
+
 def run_region_grid(
     problem: RegionProblem,
     cfg: CampaignConfig,
@@ -398,13 +429,13 @@ def run_region_grid(
         templates = cmb_templates(3 * cfg.sky.nside - 1, cfg.sky.cls_file or None)
 
     grid = cfg.grid
-    batch = grid.batch or (16 if jax.default_backend() == "gpu" else 1)
     k_max = {
         "beta_d": max(grid.K_bd),
         "T_d": max(grid.K_Td),
         "beta_s": max(grid.K_bs),
     }
     k_max = {k: min(v, problem.indices.size) for k, v in k_max.items()}
+    batch = grid.batch or auto_batch(problem.n_real, k_max, jax.default_backend() == "gpu")
     fitter = RegionFitter(problem, cfg, k_max, batch=batch)
     # Section IV.b: the systematic residual of a layout is its fit to the foreground-only
     # sky (no CMB, no noise); one compiled fitter serves every layout.

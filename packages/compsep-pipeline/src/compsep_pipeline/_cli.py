@@ -107,12 +107,27 @@ def run(
     config: ConfigArg = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="run folder")] = Path("runs/default"),
     quiet: Annotated[bool, typer.Option(help="log lines instead of progress bars")] = False,
+    regions: Annotated[
+        str | None,
+        typer.Option(
+            help="comma-separated regions of the campaign to run as one part (grid and "
+            "comparison fits only); parts run at once into the same --out (e.g. one per "
+            "GPU: CUDA_VISIBLE_DEVICES=i), then `compsep resume OUT` writes the report"
+        ),
+    ] = None,
 ) -> None:
     """Run a campaign into a run folder (resumes if the folder holds the same campaign)."""
-    from ._run import run_campaign
+    from ._run import run_campaign, run_regions
 
     try:
         cfg = _load(config)
+        if regions is not None:
+            names = [n.strip() for n in regions.split(",") if n.strip()]
+            selection = run_regions(cfg, out, names, progress=not quiet)
+            for name, best in selection.items():
+                typer.echo(f"{name}: best (K_bd, K_Td, K_bs) = {best}")
+            typer.echo(f"part done; when every part is: compsep resume {out}")
+            return
         result = run_campaign(cfg, out, progress=not quiet)
     except ValueError as err:
         _fail(err)

@@ -149,7 +149,13 @@ def write_report(rundir: str | Path) -> Path:
         + (f" (preset {cfg.sky.preset})" if cfg.sky.source == "pysm" else "")
         + f", nside {cfg.sky.nside}, r = {cfg.sky.r:g}, A_lens = {cfg.sky.A_lens:g}; "
         f"instrument `{cfg.instrument.file or cfg.instrument.preset}`; "
-        f"{cfg.noise.n_realisations} noise realisations; regions {', '.join(cfg.regions.names)}; "
+        f"{cfg.noise.n_realisations} noise realisations"
+        + (
+            " for the grid and as many fresh ones (held out) for the compared layouts"
+            if cfg.noise.held_out
+            else ""
+        )
+        + f"; regions {', '.join(cfg.regions.names)}; "
         f"grid of {n_cfg} configurations (K_bd {list(cfg.grid.K_bd)}, K_Td {list(cfg.grid.K_Td)}, "
         f"K_bs {list(cfg.grid.K_bs)}), selection by `{cfg.grid.selection}`."
     )
@@ -159,6 +165,15 @@ def write_report(rundir: str | Path) -> Path:
         f"(grid {timings.get('grid_s', 0):.1f} s, "
         f"{n_fits} grid fits, {fits_per_s:.2f} fits/s including patches, compilation and I/O)."
     )
+    if timings.get("parts"):
+        parts = timings["parts"]
+        doc.p(
+            f"Regions ran as {len(parts)} concurrent part(s) (`compsep run --regions`): "
+            + ", ".join(
+                f"{name} {p.get('total_s', float('nan')):.0f} s" for name, p in parts.items()
+            )
+            + "; the wall time above is the final stitching run's."
+        )
 
     regions = _read_fits(rundir / "regions.fits")
     zones = np.zeros(next(iter(regions.values())).size)

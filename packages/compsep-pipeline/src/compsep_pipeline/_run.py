@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,7 +76,8 @@ def _log(msg: str, progress: bool) -> None:
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    # per-process temporary names: parts of a campaign may write the same file at once
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
 
@@ -110,7 +111,7 @@ def _region_slug(name: str) -> str:
 
 def _write_fits(path: Path, maps: Mapping[str, np.ndarray]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.fits")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.fits")
     hp.write_map(
         tmp,
         [np.asarray(m, dtype=np.float64) for m in maps.values()],
@@ -138,7 +139,7 @@ def _compare_layout(
 
 
 def _save_fit(path: Path, lf: LayoutFit, systematic: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
     np.savez(
         tmp,
         systematic=systematic,
@@ -168,34 +169,18 @@ def _load_fit(path: Path) -> tuple[LayoutFit, np.ndarray | None]:
         ), systematic
 
 
-def run_campaign(
-    cfg: CampaignConfig, rundir: str | Path, *, progress: bool = True
-) -> CampaignResult:
-    """Run (or finish) a campaign in ``rundir`` and write its report.
-
-    Args:
-        cfg: the campaign.
-        rundir: run folder; created if needed. A folder holding another campaign is refused.
-        progress: progress bars and log lines on stdout.
-
-    Returns:
-        :class:`CampaignResult`.
-    """
-    from ._report import write_report
-
-    ensure_x64()
-    t_start = time.perf_counter()
-    rundir = Path(rundir)
-    rundir.mkdir(parents=True, exist_ok=True)
-    _write_config(cfg, rundir)
-    sky = _load_or_build_sky(cfg, rundir, progress)
-    regions = build_regions(cfg, sky)
-    _write_fits(rundir / "regions.fits", {k: v.astype(float) for k, v in regions.items()})
+def _region_stages(
+    cfg: CampaignConfig,
+    rundir: Path,
+    sky: SkyMaps,
+    regions: Mapping[str, np.ndarray],
+    progress: bool,
+) -> tuple[list[pd.DataFrame], dict, dict, dict, list[dict], dict[str, RegionProblem], dict]:
+    """Grid and comparison stages of some regions (each skips what its files hold)."""
     instrument = build_instrument(cfg)
     problems = {
         name: region_problem(cfg, sky, instrument, name, mask) for name, mask in regions.items()
     }
-
     timings: dict[str, float] = {}
     frames = []
     selection: dict[str, tuple[int, int, int]] = {}
@@ -209,14 +194,14 @@ def run_campaign(
         selection[name] = select_best(df, cfg.grid.selection)
         _log(f"{name}: best (K_bd, K_Td, K_bs) = {selection[name]}", progress)
     timings["grid_s"] = time.perf_counter() - t0
-    grid = pd.concat(frames, ignore_index=True)
-    grid.to_parquet(rundir / "grid_results.parquet")
-    _atomic_text(
-        rundir / "selection.json",
-        json.dumps({k: list(v) for k, v in selection.items()}, indent=2),
-    )
 
     t0 = time.perf_counter()
+    if cfg.noise.held_out:
+        # Cross-validation: the compared layouts meet noise the selection never saw.
+        problems = {
+            name: region_problem(cfg, sky, instrument, name, mask, held_out=True)
+            for name, mask in regions.items()
+        }
     (rundir / "compare").mkdir(exist_ok=True)
     methods = [m for m in METHODS if m in cfg.comparison.methods]
     fits: dict[str, dict[str, LayoutFit]] = {m: {} for m in methods}
@@ -241,8 +226,82 @@ def run_campaign(
             row.update({k: int(lf.layout[k].max()) + 1 for k in PARAMETER_NAMES})
             row.update(layout_metrics(problem, lf))
             rows.append(row)
-    comparison = pd.DataFrame(rows)
     timings["compare_s"] = time.perf_counter() - t0
+    return frames, selection, fits, systematic, rows, problems, timings
+
+
+def run_regions(
+    cfg: CampaignConfig, rundir: str | Path, names: Sequence[str], *, progress: bool = True
+) -> dict[str, tuple[int, int, int]]:
+    """Grid and comparison fits of some regions only: one part of a campaign.
+
+    Parts of one campaign run concurrently into the same run folder (e.g. one process per
+    GPU or per node, each with a few regions); every region writes only its own files.
+    ``compsep resume`` (:func:`run_campaign`) then stitches the regions, fits r and writes
+    the report, recomputing nothing. Each part records its wall time in
+    ``parts/<regions>.json``.
+
+    Returns:
+        The selected (K_bd, K_Td, K_bs) of each region of the part.
+    """
+    ensure_x64()
+    t_start = time.perf_counter()
+    unknown = [n for n in names if n not in cfg.regions.names]
+    if unknown or not names:
+        raise ValueError(
+            f"regions: {list(names)} must be a non-empty subset of the campaign's "
+            f"[regions] names {list(cfg.regions.names)}"
+        )
+    rundir = Path(rundir)
+    rundir.mkdir(parents=True, exist_ok=True)
+    _write_config(cfg, rundir)
+    sky = _load_or_build_sky(cfg, rundir, progress)
+    regions = build_regions(cfg, sky)
+    _, selection, *_, timings = _region_stages(
+        cfg, rundir, sky, {n: regions[n] for n in names}, progress
+    )
+    timings["total_s"] = time.perf_counter() - t_start
+    (rundir / "parts").mkdir(exist_ok=True)
+    slug = "+".join(_region_slug(n) for n in names)
+    _atomic_text(rundir / "parts" / f"{slug}.json", json.dumps(timings, indent=2))
+    _log(f"part {list(names)} done in {timings['total_s']:.0f} s", progress)
+    return selection
+
+
+def run_campaign(
+    cfg: CampaignConfig, rundir: str | Path, *, progress: bool = True
+) -> CampaignResult:
+    """Run (or finish) a campaign in ``rundir`` and write its report.
+
+    Args:
+        cfg: the campaign.
+        rundir: run folder; created if needed. A folder holding another campaign is refused.
+        progress: progress bars and log lines on stdout.
+
+    Returns:
+        :class:`CampaignResult`.
+    """
+    from ._report import write_report
+
+    ensure_x64()
+    t_start = time.perf_counter()
+    rundir = Path(rundir)
+    rundir.mkdir(parents=True, exist_ok=True)
+    _write_config(cfg, rundir)
+    sky = _load_or_build_sky(cfg, rundir, progress)
+    regions = build_regions(cfg, sky)
+    _write_fits(rundir / "regions.fits", {k: v.astype(float) for k, v in regions.items()})
+    frames, selection, fits, systematic, rows, problems, timings = _region_stages(
+        cfg, rundir, sky, regions, progress
+    )
+    methods = list(fits)
+    grid = pd.concat(frames, ignore_index=True)
+    grid.to_parquet(rundir / "grid_results.parquet")
+    _atomic_text(
+        rundir / "selection.json",
+        json.dumps({k: list(v) for k, v in selection.items()}, indent=2),
+    )
+    comparison = pd.DataFrame(rows)
 
     t0 = time.perf_counter()
     templates = cmb_templates(3 * cfg.sky.nside - 1, cfg.sky.cls_file or None)
@@ -285,6 +344,10 @@ def run_campaign(
     summed = {k: v + float(previous.get(k, 0.0)) for k, v in timings.items()}
     summed["runs"] = int(previous.get("runs", 0)) + 1
     summed["n_grid_fits"] = int(len(grid) * cfg.noise.n_realisations)
+    parts = sorted((rundir / "parts").glob("*.json")) if (rundir / "parts").is_dir() else []
+    if parts:
+        # regions run as separate parts (compsep run --regions), e.g. one per GPU
+        summed["parts"] = {p.stem: json.loads(p.read_text()) for p in parts}
     _atomic_text(path, json.dumps(summed, indent=2))
     report = write_report(rundir)
     _log(f"done in {timings['total_s']:.0f} s: {report}", progress)

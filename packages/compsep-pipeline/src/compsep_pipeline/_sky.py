@@ -130,7 +130,7 @@ class SkyMaps:
         """Write the sky to one ``.npz`` file (atomically); see :meth:`load`."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
         np.savez(
             tmp,
             nside=self.nside,

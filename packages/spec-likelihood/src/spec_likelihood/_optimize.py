@@ -71,6 +71,7 @@ _LAMBDA_MAX = 1e16
 _LAMBDA_MIN = 1e-15
 _LAMBDA_REJECT_FLOOR = 1e-4  # a rejected near-Newton step jumps at least to this damping
 _LAMBDA_DECREMENT = 1e-6
+_LADDER_VMAP_MAX = 1 << 17  # K_e * r above which the damping ladder is solved sequentially
 _LAMBDA_LADDER = np.array(
     [4.0, 64.0, 4096.0, 1e6, 1e9, 1e13]
 )  # raised dampings tried at once  # below this relative damping the damped step is the Newton step
@@ -349,9 +350,17 @@ def minimize_partially_separable(
     h_shape = jax.eval_shape(lambda: _evaluate(term_fn, term_aux, x0, st, term_vgh, term_valid))[2]
     n_models = int(h_shape.diag.shape[0])
 
+    # The dampings of a ladder are solved side by side (vmap) while their Schur temporaries
+    # [n_damping, K_e, r] are small; for large layouts (e.g. near-per-pixel beta_d patches
+    # with tens of T_d / beta_s patches) one damping at a time, so that peak memory does not
+    # grow with the ladder (and with the realisations and layouts vmapped around the fit).
+    sequential = st.e_size * int(st.r_global.shape[0]) > _LADDER_VMAP_MAX
+
     def ladder(x, g, h, lams):
-        steps, oks, decs = jax.vmap(lambda lk: _step(x, g, h, lk, lower, upper, st, usable))(lams)
-        return steps, oks, decs
+        def one(lk):
+            return _step(x, g, h, lk, lower, upper, st, usable)
+
+        return jax.lax.map(one, lams) if sequential else jax.vmap(one)(lams)
 
     def plan(x, f, g, h, lam):
         # Model 0 (the globalisation model: Gauss-Newton when two are given): the undamped

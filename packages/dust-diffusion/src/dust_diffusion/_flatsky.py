@@ -92,8 +92,14 @@ def covariance_eigenvalues(
 def apply_fourier_filter(
     maps: Float[Array, "*batch n n"], filt: Float[Array, "n n"]
 ) -> Float[Array, "*batch n n"]:
-    """Multiply maps by a real, k -> -k symmetric filter in Fourier space (e.g. Sigma^{1/2})."""
-    return jnp.real(jnp.fft.ifft2(jnp.fft.fft2(maps) * filt)).astype(maps.dtype)
+    """Multiply maps by a real, k -> -k symmetric filter in Fourier space (e.g. Sigma^{1/2}).
+
+    Real-to-complex FFTs over the last two axes: for such a filter the product is
+    Hermitian, so this equals ``real(ifft2(fft2(maps) * filt))`` at half the cost.
+    """
+    n = maps.shape[-1]
+    half = jnp.fft.rfft2(maps) * filt[..., : n // 2 + 1]
+    return jnp.fft.irfft2(half, s=maps.shape[-2:]).astype(maps.dtype)
 
 
 def gaussian_field(

@@ -40,6 +40,7 @@ from jaxtyping import Array, Float
 
 from ._cosmology import FIDUCIAL_PHI, sample_phi
 from ._data import augment
+from ._fast_unet import fast_noise_fn
 from ._sde import LinearSchedule, NoiseFn, diffuse, sample_posterior, sample_prior
 from ._unet import UNet
 
@@ -295,13 +296,23 @@ class Trainer:
         """The network with the given weights (``state.params`` or ``state.ema``)."""
         return nnx.merge(self.graphdef_for(precision), params)
 
-    def noise_fn(self, params: Any, phi: Array, precision: str | None = "auto") -> NoiseFn:
+    def noise_fn(
+        self, params: Any, phi: Array, precision: str | None = "auto", fast: bool = True
+    ) -> NoiseFn:
         """m(z, t) of the network for one cosmology ``phi`` = (H0, omega_b).
 
         ``precision``: 'float32', 'bfloat16' (mixed precision) or 'auto' (bfloat16 on a
         GPU). The returned m has the dtype of z whatever the precision.
+        ``fast``: evaluate the network with :mod:`dust_diffusion._fast_unet` (the same
+        function, fewer memory passes; the weights are cast and rearranged and the
+        cosmology embeddings computed once, here, rather than in every call), else with
+        the flax module (the reference). Call it inside the jitted sampler, outside its
+        loop, so that the preparation happens once per sampling.
         """
         phi = jnp.asarray(phi, jnp.float32)
+        if fast:
+            dtype = jnp.bfloat16 if resolve_precision(precision) == "bfloat16" else None
+            return fast_noise_fn(params, self.config.groups, phi, dtype)
         graphdef = self.graphdef_for(precision)
 
         def fn(z, t):

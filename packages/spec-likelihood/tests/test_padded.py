@@ -155,22 +155,52 @@ def test_every_curvature_model_reaches_the_same_optimum(hessian):
         fit_likelihood(lik, data, hessian="bfgs")
 
 
-def test_sequential_damping_ladder_equals_the_batched_one(monkeypatch):
-    # Large layouts solve the dampings one at a time (memory); the result must not change.
+@pytest.mark.parametrize("padded", [False, True])
+def test_sparse_schur_equals_the_dense_one(monkeypatch, template, padded):
+    # Large eliminated blocks build the Schur complement term by term; same fits.
     from spec_likelihood import _optimize
 
     labels = _layout(8, 4, 2)
     data = _data(labels, seed=7, n=3)
     lik = SpectralLikelihood.create(COMPS, FREQS, 1.0 / SIGMA**2, N_PIX, labels)
+    if padded:  # padded terms and unused patches must stay out of the runs
+        lik = template.with_layout_arrays(template.layout_arrays(_layout(6, 3, 2)))
+        data = _data(_layout(6, 3, 2), seed=8, n=3)
 
     def fits():
-        return jax.jit(jax.vmap(lambda d: fit_likelihood(lik, d)))(data)
+        return jax.jit(jax.vmap(lambda d: fit_likelihood(lik, d, hessian="exact")))(data)
 
-    batched = fits()
-    monkeypatch.setattr(_optimize, "_LADDER_VMAP_MAX", 0)
-    sequential = fits()
-    assert bool(jnp.all(batched.converged)) and bool(jnp.all(sequential.converged))
-    np.testing.assert_array_equal(batched.n_iter, sequential.n_iter)
-    np.testing.assert_allclose(sequential.nll, batched.nll, rtol=1e-13)
-    for name in batched.params:
-        np.testing.assert_allclose(sequential.params[name], batched.params[name], rtol=1e-9)
+    dense = fits()
+    monkeypatch.setattr(_optimize, "_DENSE_SCHUR_MAX", -1)
+    sparse = fits()
+    assert bool(jnp.all(dense.converged)) and bool(jnp.all(sparse.converged))
+    np.testing.assert_array_equal(dense.n_iter, sparse.n_iter)
+    np.testing.assert_allclose(sparse.nll, dense.nll, rtol=1e-13)
+    for name in dense.params:
+        np.testing.assert_allclose(sparse.params[name], dense.params[name], rtol=1e-9)
+
+
+def test_sparse_schur_product_matches_dense_algebra():
+    from spec_likelihood import _optimize
+
+    rng = np.random.default_rng(3)
+    k_e, k_a, k_b, n_t = 7, 3, 2, 15
+    term_index = np.stack(
+        [rng.integers(0, k_e, n_t), k_e + rng.integers(0, k_a, n_t),
+         k_e + k_a + rng.integers(0, k_b, n_t)], axis=1
+    )  # fmt: skip
+    st = _optimize._structure(term_index, (k_e, k_a, k_b))
+    key = jnp.asarray(st.term_e, jnp.int32)
+    order = jnp.argsort(key, stable=True)
+    runs = jnp.zeros(k_e, jnp.int32).at[key].add(1)
+    st = st._replace(sparse=True, order=order, e_key=key[order], max_run=jnp.max(runs))
+    c = jnp.asarray(rng.normal(size=(n_t, 2)))
+    w = jnp.asarray(rng.uniform(0.5, 2.0, k_e))
+    dense = np.zeros((k_e, k_a + k_b))
+    np.add.at(dense, (np.asarray(st.term_e)[:, None], np.asarray(st.term_r)), np.asarray(c))
+    expected = dense.T @ np.diag(np.asarray(w)) @ dense
+    np.testing.assert_allclose(_optimize._sparse_schur_product(c, w, st), expected, rtol=1e-13)
+    v = rng.normal(size=k_a + k_b)
+    np.testing.assert_allclose(_optimize._cross_matvec(c, jnp.asarray(v), st), dense @ v)
+    u = rng.normal(size=k_e)
+    np.testing.assert_allclose(_optimize._cross_rmatvec(c, jnp.asarray(u), st), dense.T @ u)

@@ -71,7 +71,7 @@ _LAMBDA_MAX = 1e16
 _LAMBDA_MIN = 1e-15
 _LAMBDA_REJECT_FLOOR = 1e-4  # a rejected near-Newton step jumps at least to this damping
 _LAMBDA_DECREMENT = 1e-6
-_LADDER_VMAP_MAX = 1 << 17  # K_e * r above which the damping ladder is solved sequentially
+_DENSE_SCHUR_MAX = 1 << 17  # K_e * r above which the Schur complement is built term by term
 _LAMBDA_LADDER = np.array(
     [4.0, 64.0, 4096.0, 1e6, 1e9, 1e13]
 )  # raised dampings tried at once  # below this relative damping the damped step is the Newton step
@@ -100,6 +100,10 @@ class _Structure(NamedTuple):
     term_e: Array  # [T] local index in the eliminated block
     term_r: Array  # [T, m-1] index in the reduced (Schur) system
     r_global: np.ndarray  # [R] global index of each reduced variable (static)
+    sparse: bool = False  # coupling kept per term (large eliminated blocks), not as [K_e, R]
+    order: Array | None = None  # [T] terms sorted by eliminated-block index (sparse only)
+    e_key: Array | None = None  # [T] sorted keys: block index, padded terms each their own
+    max_run: Array | None = None  # most terms sharing one eliminated variable (sparse only)
 
 
 def _structure(term_index: ArrayLike, block_sizes: tuple[int, ...]) -> _Structure:
@@ -130,7 +134,9 @@ def _structure(term_index: ArrayLike, block_sizes: tuple[int, ...]) -> _Structur
         if others
         else np.zeros(0, np.int64)
     )
+    sparse = int(block_sizes[elim]) * int(r_global.shape[0]) > _DENSE_SCHUR_MAX
     return _Structure(
+        sparse=sparse,
         term_index=term_index.astype(xp.int32),
         n=int(sum(block_sizes)),
         elim=elim,
@@ -145,7 +151,8 @@ def _structure(term_index: ArrayLike, block_sizes: tuple[int, ...]) -> _Structur
 
 class _Hessian(NamedTuple):
     diag: Float[Array, " n"]  # all diagonal entries
-    cross: Float[Array, "ke r"]  # coupling of the eliminated block to the rest
+    cross: Float[Array, "ke r"]  # coupling of the eliminated block to the rest ([T, m-1]
+    # per-term values when the structure is sparse)
     reduced: Float[Array, "r r"]  # dense Hessian of the remaining blocks
 
 
@@ -183,7 +190,11 @@ def _evaluate(term_fn, aux, x, st: _Structure, term_vgh=None, term_valid=None):
         diag = jnp.zeros(st.n, x.dtype).at[st.term_index].add(jnp.diagonal(hm, axis1=1, axis2=2))
         cross = jnp.zeros((st.e_size, r), x.dtype)
         reduced = jnp.zeros((r, r), x.dtype)
-        if r:
+        if r and st.sparse:
+            cross = hm[:, st.elim, others]
+            h_rr = hm[:, others][:, :, others]
+            reduced = reduced.at[st.term_r[:, :, None], st.term_r[:, None, :]].add(h_rr)
+        elif r:
             cross = cross.at[st.term_e[:, None], st.term_r].add(hm[:, st.elim, others])
             h_rr = hm[:, others][:, :, others]
             reduced = reduced.at[st.term_r[:, :, None], st.term_r[:, None, :]].add(h_rr)
@@ -203,8 +214,51 @@ def _hess_quad(h: _Hessian, s: Array, st: _Structure) -> Array:
     out = jnp.sum(h.diag[e] * se * se)
     if st.r_global.shape[0]:
         sr = s[st.r_global]
-        out = out + 2.0 * se @ (h.cross @ sr) + sr @ (h.reduced @ sr)
+        out = out + 2.0 * se @ _cross_matvec(h.cross, sr, st) + sr @ (h.reduced @ sr)
     return out
+
+
+def _cross_matvec(cross: Array, v_r: Array, st: _Structure) -> Array:
+    """``C v`` for the eliminated-block coupling ``C`` ``[K_e, R]`` (dense or per term)."""
+    if not st.sparse:
+        return cross @ v_r
+    per_term = jnp.sum(cross * v_r[st.term_r], axis=1)
+    return jnp.zeros(st.e_size, v_r.dtype).at[st.term_e].add(per_term)
+
+
+def _cross_rmatvec(cross: Array, v_e: Array, st: _Structure) -> Array:
+    """``C^T v`` for the eliminated-block coupling ``C`` ``[K_e, R]`` (dense or per term)."""
+    if not st.sparse:
+        return cross.T @ v_e
+    r = st.r_global.shape[0]
+    return jnp.zeros(r, v_e.dtype).at[st.term_r].add(cross * v_e[st.term_e][:, None])
+
+
+def _sparse_schur_product(cross: Array, w: Array, st: _Structure) -> Array:
+    """``C^T diag(w) C`` from the per-term coupling, in O(terms x most terms per variable).
+
+    ``C[e] = sum of c_t over the terms t of eliminated variable e``, so the product is the
+    sum over ordered pairs of terms sharing one eliminated variable of ``w_e c_t1 c_t2^T``.
+    With the terms sorted by that variable the pairs are (i, i + k) for k below the longest
+    run: one scatter of all terms per k, never a [K_e, R] array.
+    """
+    r = st.r_global.shape[0]
+    n_t = cross.shape[0]
+    cs = cross[st.order]
+    rs = jnp.asarray(st.term_r)[st.order]
+    ws = w[jnp.asarray(st.term_e)[st.order]]
+    idx = jnp.arange(n_t)
+
+    def body(k, acc):
+        j = idx + k
+        jj = jnp.minimum(j, n_t - 1)
+        same = (j < n_t) & (st.e_key[jj] == st.e_key)
+        contrib = (ws * same)[:, None, None] * cs[:, :, None] * cs[jj][:, None, :]
+        acc = acc.at[rs[:, :, None], rs[jj][:, None, :]].add(contrib)
+        mirror = jnp.where(k > 0, 1.0, 0.0).astype(contrib.dtype)
+        return acc.at[rs[jj][:, :, None], rs[:, None, :]].add(mirror * jnp.swapaxes(contrib, 1, 2))
+
+    return lax.fori_loop(0, st.max_run, body, jnp.zeros((r, r), cross.dtype))
 
 
 def _active(x, g, lower, upper):
@@ -244,17 +298,21 @@ def _step(x, g, h: _Hessian, lam, lower, upper, st: _Structure, usable):
         free_r = free[st.r_global]
         g_r = gf[st.r_global]
         both = free_r[:, None] & free_r[None, :]
-        cross = jnp.where(free_e[:, None] & free_r[None, :], h.cross, 0.0)
         red = h.reduced + jnp.diag(mu[st.r_global])
         red = jnp.where(both, red, jnp.eye(red.shape[0], dtype=red.dtype))
-        scaled = cross / d_e[:, None]
-        schur = red - cross.T @ scaled
-        rhs = -g_r + scaled.T @ g_e
+        if st.sparse:
+            keep = free_e[st.term_e][:, None] & free_r[st.term_r]
+            cross = jnp.where(keep, h.cross, 0.0)
+            schur = red - _sparse_schur_product(cross, 1.0 / d_e, st)
+        else:
+            cross = jnp.where(free_e[:, None] & free_r[None, :], h.cross, 0.0)
+            schur = red - cross.T @ (cross / d_e[:, None])
+        rhs = -g_r + _cross_rmatvec(cross, g_e / d_e, st)
         low = jnp.linalg.cholesky(schur)
         ok = ok & jnp.all(jnp.isfinite(low))
         low = jnp.where(jnp.isfinite(low), low, jnp.eye(low.shape[0], dtype=low.dtype))
         p_r = jax.scipy.linalg.cho_solve((low, True), rhs)
-        p_e = (-g_e - cross @ p_r) / d_e
+        p_e = (-g_e - _cross_matvec(cross, p_r, st)) / d_e
         p = jnp.zeros_like(x).at[e].set(p_e).at[st.r_global].set(p_r)
     else:
         p = jnp.zeros_like(x).at[e].set(-g_e / d_e)
@@ -346,21 +404,24 @@ def minimize_partially_separable(
             > 0
         )
 
+    if st.sparse:
+        # Terms sorted by their eliminated variable (padded terms each on their own, so they
+        # never lengthen a run): the sparse Schur product pairs neighbours within a run.
+        n_t = st.term_index.shape[0]
+        key = jnp.asarray(st.term_e, jnp.int32)
+        if term_valid is not None:
+            key = jnp.where(term_valid, key, st.e_size + jnp.arange(n_t, dtype=jnp.int32))
+        order = jnp.argsort(key, stable=True)
+        runs = jnp.zeros(st.e_size + n_t, jnp.int32).at[key].add(1)
+        st = st._replace(order=order, e_key=key[order], max_run=jnp.max(runs))
+
     n_usable = jnp.maximum(jnp.sum(usable), 1).astype(x0.dtype)
     h_shape = jax.eval_shape(lambda: _evaluate(term_fn, term_aux, x0, st, term_vgh, term_valid))[2]
     n_models = int(h_shape.diag.shape[0])
 
-    # The dampings of a ladder are solved side by side (vmap) while their Schur temporaries
-    # [n_damping, K_e, r] are small; for large layouts (e.g. near-per-pixel beta_d patches
-    # with tens of T_d / beta_s patches) one damping at a time, so that peak memory does not
-    # grow with the ladder (and with the realisations and layouts vmapped around the fit).
-    sequential = st.e_size * int(st.r_global.shape[0]) > _LADDER_VMAP_MAX
-
     def ladder(x, g, h, lams):
-        def one(lk):
-            return _step(x, g, h, lk, lower, upper, st, usable)
-
-        return jax.lax.map(one, lams) if sequential else jax.vmap(one)(lams)
+        steps, oks, decs = jax.vmap(lambda lk: _step(x, g, h, lk, lower, upper, st, usable))(lams)
+        return steps, oks, decs
 
     def plan(x, f, g, h, lam):
         # Model 0 (the globalisation model: Gauss-Newton when two are given): the undamped

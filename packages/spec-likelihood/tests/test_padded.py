@@ -11,11 +11,13 @@ from spec_likelihood import (
     Dust,
     SpectralLikelihood,
     Synchrotron,
+    _likelihood,
     component_maps_likelihood,
     fit_likelihood,
     mixing_matrix,
     quadratic_term_vgh,
 )
+from spec_likelihood._likelihood import _einsum
 
 COMPS = [CMB(), Dust(nu0=150.0), Synchrotron(nu0=20.0)]
 FREQS = np.array([30.0, 40.0, 60.0, 90.0, 140.0, 220.0, 280.0, 350.0])
@@ -125,6 +127,35 @@ def test_closed_form_derivatives_match_autodiff(n_groups):
     np.testing.assert_allclose(hess[1], jax.hessian(f)(theta), rtol=1e-8, atol=1e-8)
     # Gauss-Newton: symmetric positive semi-definite everywhere
     assert np.all(np.linalg.eigvalsh(np.asarray(hess[0])) > -1e-8 * abs(hess[0]).max())
+
+
+SPECS = ("fc,gfk->gck", "gfh,hc->gfc", "gck,jgkl->jgcl", "ifc,jgfc->ij")
+SPECS += ("gfc,ijfc->ij", "jfc,gfk->jgck")
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_broadcast_contraction_is_einsum(spec):
+    # The multiply-and-reduce contraction used on per-term matrices equals jnp.einsum.
+    sizes = {"f": 7, "h": 7, "c": 3, "k": 3, "l": 3, "g": 2, "i": 3, "j": 3}
+    rng = np.random.default_rng(11)
+    ins = spec.split("->")[0].split(",")
+    x, y = (rng.normal(size=[sizes[c] for c in s]) for s in ins)
+    np.testing.assert_allclose(_einsum(spec, x, y), np.einsum(spec, x, y), rtol=1e-13, atol=1e-13)
+
+
+def test_term_derivatives_agree_between_contraction_kinds(monkeypatch):
+    rng = np.random.default_rng(12)
+    mix = lambda th: mixing_matrix(COMPS, FREQS, {"beta_d": th[0], "T_d": th[1], "beta_s": th[2]})
+    groups = jnp.asarray(rng.uniform(5.0, 15.0, size=(2, FREQS.size)))
+    nd = groups[:, :, None] * rng.normal(size=(2, FREQS.size, 30))
+    stats = jnp.einsum("gfp,ghp->gfh", nd, nd)
+    theta = jnp.array([1.6, 18.0, -2.9])
+    out = {}
+    for kind in ("broadcast", "dot"):
+        monkeypatch.setattr(_likelihood, "_CONTRACTION", kind)
+        out[kind] = quadratic_term_vgh(mix, theta, groups, stats, "hybrid")
+    for a, b in zip(out["broadcast"], out["dot"], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11 * float(jnp.max(jnp.abs(b))))
 
 
 def test_gauss_newton_is_the_exact_hessian_on_noiseless_data_at_the_truth():

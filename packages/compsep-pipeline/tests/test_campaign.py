@@ -191,3 +191,25 @@ def test_auto_batch_bounds_the_schur_temporaries():
     # ~4 temporaries of [K_e, r] float64 per realisation and layout stay under 4 GiB
     assert 1 <= b < 16 and b * 4 * 100 * 3500 * 160 * 8 <= 4 << 30
     assert cp.auto_batch(1000, {"beta_d": 9000, "T_d": 500, "beta_s": 500}, gpu=True) == 1
+
+
+def test_counts_beyond_the_pixel_count_share_one_fit(problem, tmp_path, monkeypatch):
+    # K above the region's pixel count is capped (one pixel per patch): such configurations
+    # have one layout, fitted once, and identical rows.
+    cfg, _, prob = problem
+    n_pix = int(prob.indices.size)
+    cfg = cfg.replace(grid={"K_bd": [n_pix - 1, n_pix, n_pix + 7], "K_Td": [1], "K_bs": [1]})
+    calls = []
+    original = cp.RegionFitter.fit
+
+    def counting(self, layouts, keep_maps=True):
+        calls.extend(int(lay["beta_d"].max()) + 1 for lay in layouts)
+        return original(self, layouts, keep_maps)
+
+    monkeypatch.setattr(cp.RegionFitter, "fit", counting)
+    df = cp.run_region_grid(prob, cfg, tmp_path / "grid", progress=False)
+    assert sorted(calls) == [n_pix - 1, n_pix]
+    rows = df.set_index("K_bd")
+    for col in ("cmb_variance", "nll", "cmb_mse"):
+        assert rows.loc[n_pix, col] == rows.loc[n_pix + 7, col]
+        assert rows.loc[n_pix - 1, col] != rows.loc[n_pix, col]

@@ -444,31 +444,39 @@ def run_region_grid(
         fg_only = dataclasses.replace(problem, data=np.asarray(problem.foregrounds)[None])
         fg_fitter = RegionFitter(fg_only, cfg, k_max, batch=batch)
 
+    # Patch counts above the region's pixel count are capped (one pixel per patch), so
+    # configurations differing only beyond the cap share one layout: fitted once.
+    done: dict[tuple[int, ...], dict[str, float]] = {}
+    n_pix = int(problem.indices.size)
+
     def objective(configs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         counts = list(zip(*(np.asarray(configs[a]).tolist() for a in GRID_AXES), strict=True))
-        t0 = time.perf_counter()
-        layouts = [problem.patcher.layout(c) for c in counts]
-        patch_s = (time.perf_counter() - t0) / len(counts)
-        rows = []
-        fg_fits = fg_fitter.fit(layouts) if fg_fitter is not None else [None] * len(layouts)
-        fits = fitter.fit(layouts, keep_maps=templates is not None)
-        for lf, fg in zip(fits, fg_fits, strict=True):
-            out = {**layout_metrics(problem, lf), "patch_s": patch_s}
-            if templates is not None:
-                from ._compare import method_spectra, r_table, stitch
+        effective = [tuple(min(int(k), n_pix) for k in c) for c in counts]
+        todo = [c for c in dict.fromkeys(effective) if c not in done]
+        if todo:
+            t0 = time.perf_counter()
+            layouts = [problem.patcher.layout(c) for c in todo]
+            patch_s = (time.perf_counter() - t0) / len(todo)
+            fg_fits = fg_fitter.fit(layouts) if fg_fitter is not None else [None] * len(todo)
+            fits = fitter.fit(layouts, keep_maps=templates is not None)
+            for c, lf, fg in zip(todo, fits, fg_fits, strict=True):
+                out = {**layout_metrics(problem, lf), "patch_s": patch_s}
+                if templates is not None:
+                    from ._compare import method_spectra, r_table, stitch
 
-                spectra = method_spectra(
-                    stitch([problem], [lf], [fg.cmb[0]]),
-                    templates,
-                    r_in=cfg.sky.r,
-                    a_lens=cfg.sky.A_lens,
-                    ell_range=cfg.ell_range,
-                )
-                row = r_table({"kmeans": spectra}).iloc[0]
-                out["r_hat"] = float(row["r_hat_mean"])
-                out["sigma_r"] = float(row["sigma_r_mean"])
-                out["r_plus_sigma"] = float(row["r_plus_sigma_mean"])
-            rows.append(out)
+                    spectra = method_spectra(
+                        stitch([problem], [lf], [fg.cmb[0]]),
+                        templates,
+                        r_in=cfg.sky.r,
+                        a_lens=cfg.sky.A_lens,
+                        ell_range=cfg.ell_range,
+                    )
+                    row = r_table({"kmeans": spectra}).iloc[0]
+                    out["r_hat"] = float(row["r_hat_mean"])
+                    out["sigma_r"] = float(row["sigma_r_mean"])
+                    out["r_plus_sigma"] = float(row["r_plus_sigma_mean"])
+                done[c] = out
+        rows = [done[c] for c in effective]
         return {key: np.asarray([r[key] for r in rows]) for key in rows[0]}
 
     space = grid_space(cfg)

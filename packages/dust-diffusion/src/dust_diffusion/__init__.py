@@ -233,4 +233,4 @@ __all__ = [
     "wiener_posterior",
 ]
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"

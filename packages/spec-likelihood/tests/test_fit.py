@@ -219,3 +219,23 @@ def test_fit_bad_input_names_the_argument():
         fit(signal, COMPS, FREQS, ninv, fixed={"beta_d": 1.5, "T_d": 20.0, "beta_s": -3.0})
     with pytest.raises(ValueError, match="noise_inv_var has 3 pixels"):
         fit(signal, COMPS, FREQS, np.ones((FREQS.size, 2, 3)), labels)
+
+
+def test_flat_directions_do_not_hop_between_bounds():
+    # Pseudo-Huber terms are nearly flat away from their minima: from the upper bound the
+    # Newton step of each is ~10x the box and, projected, lands on the other bound. The
+    # damping of over-long diagonal steps walks them in instead (0.2.1 took 21 iterations).
+    c = np.linspace(1.0, 4.5, 40)
+    term = lambda th, a: jnp.sqrt(0.01 + (th[0] - a) ** 2)
+    res = minimize_partially_separable(
+        term,
+        jnp.asarray(c),
+        np.arange(40)[:, None],
+        (40,),
+        jnp.full(40, 5.0),
+        jnp.full(40, 0.5),
+        jnp.full(40, 5.0),
+    )
+    assert int(res.status) == int(FitStatus.CONVERGED_GTOL)
+    np.testing.assert_allclose(res.x, c, atol=1e-6)
+    assert int(res.n_iter) <= 16

@@ -71,6 +71,7 @@ _LAMBDA_MAX = 1e16
 _LAMBDA_MIN = 1e-15
 _LAMBDA_REJECT_FLOOR = 1e-4  # a rejected near-Newton step jumps at least to this damping
 _LAMBDA_DECREMENT = 1e-6
+_MAX_STEP_FRACTION = 0.25  # diagonal Newton steps beyond this fraction of the box are damped
 _DENSE_SCHUR_MAX = 1 << 17  # K_e * r above which the Schur complement is built term by term
 _LAMBDA_LADDER = np.array(
     [4.0, 64.0, 4096.0, 1e6, 1e9, 1e13]
@@ -286,7 +287,14 @@ def _step(x, g, h: _Hessian, lam, lower, upper, st: _Structure, usable):
     """
     free = ~_active(x, g, lower, upper) & usable
     curv = jnp.maximum(jnp.abs(h.diag), _curvature_floor(h.diag))
-    mu = lam * curv
+    # Levenberg-Marquardt damping relative to the curvature, raised for any variable whose
+    # own (diagonal) Newton step |g_i| / h_ii would pass reach_i, a fraction of its box: a
+    # weakly constrained variable (a near-flat direction, e.g. beta_d of a one-pixel patch)
+    # otherwise steps far beyond where its quadratic model holds and, projected, jumps from
+    # bound to bound while every other variable waits. Well-constrained variables are
+    # untouched, and the extra damping vanishes with the gradient at the optimum.
+    reach = _MAX_STEP_FRACTION * (upper - lower)
+    mu = lam * curv + jnp.maximum(jnp.abs(g) / reach - curv, 0.0)
     gf = jnp.where(free, g, 0.0)
     e = slice(st.e_off, st.e_off + st.e_size)
     free_e = free[e]
@@ -435,20 +443,27 @@ def minimize_partially_separable(
         lams = jnp.concatenate([jnp.zeros((1,), lam.dtype), lam[None], floor * _LAMBDA_LADDER])
         h0 = _model(h, 0)
         steps, oks, decs = ladder(x, g, h0, lams)
-        k = 1 + jnp.argmax(oks[1:])  # first positive-definite damped step (1 when none)
-        ok = oks[k]
+        model_decrease = lambda hm, s: -(g @ s + 0.5 * _hess_quad(hm, s, st))
+        preds = jax.vmap(lambda s: model_decrease(h0, s))(steps)
+        # The projection onto the box can turn a damped Newton step into one its own model
+        # predicts to increase the objective: such a step is never tried (it would only be
+        # rejected, one evaluation lost); the next, more damped, one is.
+        good = oks & (preds > 0)
+        k = 1 + jnp.argmax(good[1:])  # first descent step of a positive-definite model
+        ok = good[k]
         step = steps[k]
         lam_new = jnp.where(ok, lams[k], lams[-1])
         decrement = jnp.where(oks[0], decs[0], jnp.inf)
-        pred = -(g @ step + 0.5 * _hess_quad(h0, step, st))
+        pred = preds[k]
         if n_models > 1:
             h1 = _model(h, 1)
             steps1, oks1, decs1 = ladder(x, g, h1, lams[:2])
-            exact = oks1[1] & (decrement <= switch * n_usable)
+            pred1 = model_decrease(h1, steps1[1])
+            exact = oks1[1] & (pred1 > 0) & (decrement <= switch * n_usable)
             step = jnp.where(exact, steps1[1], step)
             ok = jnp.where(exact, True, ok)
             lam_new = jnp.where(exact, lam, lam_new)
-            pred = jnp.where(exact, -(g @ step + 0.5 * _hess_quad(h1, step, st)), pred)
+            pred = jnp.where(exact, pred1, pred)
             decrement = jnp.where(exact & oks1[0], decs1[0], decrement)
         return lam_new, step, ok, pred, decrement
 

@@ -26,8 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-HERE = Path(__file__).resolve().parent
+from _paper_region import add_region_arguments, region_problem
 
 
 def _save(out: Path, record: dict) -> None:
@@ -38,12 +37,7 @@ def _save(out: Path, record: dict) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sky", required=True)
-    p.add_argument("--cls", required=True)
-    p.add_argument("--mask-file", default=None)
-    p.add_argument("--region", default="GAL020_U")
-    p.add_argument("--out", required=True)
-    p.add_argument("--n-real", type=int, default=100)
+    add_region_arguments(p, n_real=100)
     p.add_argument("--k-values", default="5,80,250,1500,3500")
     p.add_argument("--layouts", default="250,5,5;1500,20,20;3500,80,80;3500,5,5;250,80,80")
     p.add_argument("--k-max", default="3500,80,80")
@@ -68,14 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         k_values, layouts, k_max_t = [5, 40], [(40, 5, 5), (40, 10, 10)], (40, 10, 10)
         args.n_real = 4
 
-    cfg = cp.load_config(HERE / "paper_c1d1s1.toml").replace(
-        sky={"file": args.sky, "cls_file": args.cls},
-        regions={"mask_file": args.mask_file},
-        noise={"n_realisations": args.n_real},
-    )
-    sky = cp.SkyMaps.load(args.sky)
-    mask = cp.build_regions(cfg, sky)[args.region]
-    prob = cp.region_problem(cfg, sky, cp.build_instrument(cfg), args.region, mask)
+    cfg, prob = region_problem(args)
     record: dict = {
         "device": str(jax.devices()[0]),
         "region": args.region,

@@ -7,7 +7,7 @@ the final -log L of each fit, and the run time (CPU or GPU).
 
 Usage (repository root; the sky from ``compsep simulate``, see ``paper_c1d1s1.toml``)::
 
-    python packages/compsep-pipeline/benchmarks/bench_fit_tail.py --sky SKY.npz \
+    python packages/compsep-pipeline/benchmarks/gpu_fit_tail.py --sky SKY.npz \
         --cls CLS.npz --mask-file GAL.npz --out DIR [--n-real 24]
 """
 
@@ -20,35 +20,21 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-HERE = Path(__file__).resolve().parent
+from _paper_region import add_region_arguments, region_problem
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sky", required=True)
-    p.add_argument("--cls", required=True)
-    p.add_argument("--mask-file", default=None)
-    p.add_argument("--region", default="GAL020_U")
-    p.add_argument("--out", required=True)
-    p.add_argument("--n-real", type=int, default=24)
+    add_region_arguments(p, n_real=24)
     p.add_argument("--layouts", default="250,5,5;1500,20,20;3500,80,80;3500,5,5")
     args = p.parse_args(argv)
 
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    import compsep_pipeline as cp
     from compsep_pipeline._campaign import RegionFitter
 
-    cfg = cp.load_config(HERE / "paper_c1d1s1.toml").replace(
-        sky={"file": args.sky, "cls_file": args.cls},
-        regions={"mask_file": args.mask_file},
-        noise={"n_realisations": args.n_real},
-    )
-    sky = cp.SkyMaps.load(args.sky)
-    mask = cp.build_regions(cfg, sky)[args.region]
-    prob = cp.region_problem(cfg, sky, cp.build_instrument(cfg), args.region, mask)
+    cfg, prob = region_problem(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -213,3 +213,29 @@ def test_counts_beyond_the_pixel_count_share_one_fit(problem, tmp_path, monkeypa
     for col in ("cmb_variance", "nll", "cmb_mse"):
         assert rows.loc[n_pix, col] == rows.loc[n_pix + 7, col]
         assert rows.loc[n_pix - 1, col] != rows.loc[n_pix, col]
+
+
+def test_grid_r_metrics_use_the_configured_iterations(problem, tmp_path, monkeypatch):
+    # [grid] r_iter reaches the per-configuration spectra, and changes them only a little.
+    import bb_residuals
+
+    cfg, _, prob = problem
+    seen = []
+    original = bb_residuals.NaiveEstimator
+
+    class Recording(original):
+        def __init__(self, *args, **kwargs):
+            seen.append(kwargs.get("iter", 3))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(bb_residuals, "NaiveEstimator", Recording)
+    rows = {}
+    for r_iter in (0, 3):
+        grid = {"K_bd": [1], "K_Td": [1], "K_bs": [1], "with_r": True, "r_iter": r_iter}
+        df = cp.run_region_grid(
+            prob, cfg.replace(grid=grid), tmp_path / f"grid{r_iter}", progress=False
+        )
+        rows[r_iter] = df.iloc[0]
+    assert seen == [0, 3]
+    assert rows[0]["sigma_r"] != rows[3]["sigma_r"]
+    assert rows[0]["sigma_r"] == pytest.approx(rows[3]["sigma_r"], rel=0.2)

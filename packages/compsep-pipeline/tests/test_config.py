@@ -45,6 +45,7 @@ def test_partial_file_keeps_defaults(tmp_path):
         ("[sky.galaxy]\ndust_scale_height = 0.0", "galaxy.dust_scale_height must be > 0"),
         ("[noise]\nn_realisations = 1", r"\[noise\] n_realisations must be >= 2"),
         ("[grid]\nselection = 'r_plus_sigma'", "with_r = true"),
+        ("[grid]\nr_iter = -1", r"\[grid\] r_iter must be an integer >= 0"),
         ("[comparison]\nell_max = 100", r"ell_max \(100\) exceeds 3 nside - 1 = 47"),
         ("[comparison.multires]\nGAL020 = [3, 0, 2]", "GAL020 must be three nsides"),
         ("[regions]\nnames = []", r"\[regions\] names must list"),

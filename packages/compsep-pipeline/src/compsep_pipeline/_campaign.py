@@ -470,6 +470,7 @@ def run_region_grid(
                         r_in=cfg.sky.r,
                         a_lens=cfg.sky.A_lens,
                         ell_range=cfg.ell_range,
+                        iter=cfg.grid.r_iter,
                     )
                     row = r_table({"kmeans": spectra}).iloc[0]
                     out["r_hat"] = float(row["r_hat_mean"])

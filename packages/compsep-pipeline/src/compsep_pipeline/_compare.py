@@ -159,6 +159,7 @@ def method_spectra(
     r_in: float,
     a_lens: float,
     ell_range: tuple[int, int],
+    iter: int = 3,
 ) -> MethodSpectra:
     """Residual spectra and r of one method's stitched maps (anafast / f_sky estimator).
 
@@ -168,9 +169,10 @@ def method_spectra(
         r_in: tensor-to-scalar ratio of the simulated sky.
         a_lens: lensing amplitude of the simulated sky and of the model.
         ell_range: inclusive multipole range of the r likelihood.
+        iter: healpy ``map2alm`` Jacobi iterations of the spectra.
     """
     nside_lmax = 3 * int(np.sqrt(maps.mask.size / 12)) - 1
-    est = bb.NaiveEstimator(maps.mask.astype(np.float64), lmax=nside_lmax)
+    est = bb.NaiveEstimator(maps.mask.astype(np.float64), lmax=nside_lmax, iter=iter)
     cl_total = est(maps.cmb - maps.cmb_true[None])
     cl_syst = est(maps.systematic).mean(axis=0)
     residuals = bb.residual_spectra_from_cls(cl_syst, cl_total, np.asarray(est.ell))

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import spec_likelihood as sl
+from compsep_pipeline import _campaign as campaign
 from compsep_pipeline._campaign import region_seed
 
 
@@ -239,3 +240,22 @@ def test_grid_r_metrics_use_the_configured_iterations(problem, tmp_path, monkeyp
     assert seen == [0, 3]
     assert rows[0]["sigma_r"] != rows[3]["sigma_r"]
     assert rows[0]["sigma_r"] == pytest.approx(rows[3]["sigma_r"], rel=0.2)
+
+
+def test_compacted_fits_equal_the_plain_batch(problem, monkeypatch):
+    # [fit] compact_after: the fits still running after 2 iterations continue one at a time
+    # (spec-likelihood fit_likelihood_batch); same iterations, same fits, same CMB maps
+    cfg, _, prob = problem
+    layout = prob.patcher.layout((3, 2, 2))
+    k_max = {"beta_d": 3, "T_d": 2, "beta_s": 2}
+    monkeypatch.setattr(campaign, "_COMPACT_MIN_BATCH", 2)
+    plain_cfg = cfg.replace(fit={"compact_after": 0})
+    packed_cfg = cfg.replace(fit={"compact_after": 2, "compact_size": 1})
+    plain = cp.RegionFitter(prob, plain_cfg, k_max).fit([layout])[0]
+    packed = cp.RegionFitter(prob, packed_cfg, k_max).fit([layout])[0]
+    assert int(np.max(plain.n_iter)) > 2
+    np.testing.assert_array_equal(packed.n_iter, plain.n_iter)
+    np.testing.assert_allclose(packed.nll, plain.nll, rtol=1e-13)
+    np.testing.assert_allclose(packed.cmb, plain.cmb, rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="compact_after must be >= 0"):
+        cfg.replace(fit={"compact_after": -1})

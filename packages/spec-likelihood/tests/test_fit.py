@@ -15,6 +15,7 @@ from spec_likelihood import (
     Synchrotron,
     fit,
     fit_likelihood,
+    fit_likelihood_batch,
     minimize_partially_separable,
     mixing_matrix,
 )
@@ -239,3 +240,29 @@ def test_flat_directions_do_not_hop_between_bounds():
     assert int(res.status) == int(FitStatus.CONVERGED_GTOL)
     np.testing.assert_allclose(res.x, c, atol=1e-6)
     assert int(res.n_iter) <= 16
+
+
+def test_batch_compaction_gives_the_plain_batch_fits(problem):
+    # compacted rounds (3 fits at a time after 2 iterations of the whole batch) resume each
+    # fit where it paused: the same iterations, hence the same optima, as one vmapped call
+    lik, signal, _, _ = problem
+    data = _noisy(signal, 5, n=10)
+    plain = jax.jit(jax.vmap(lambda d: fit_likelihood(lik, d)))(data)
+    packed = jax.jit(lambda d: fit_likelihood_batch(lik, d, compact_after=2, compact_size=3))(data)
+    assert np.all(np.asarray(plain.converged))
+    assert int(np.max(plain.n_iter)) > 2  # every fit went through the compacted rounds
+    np.testing.assert_array_equal(packed.n_iter, plain.n_iter)
+    np.testing.assert_array_equal(packed.status, plain.status)
+    np.testing.assert_array_equal(packed.n_evals, plain.n_evals)
+    np.testing.assert_allclose(packed.nll, plain.nll, rtol=1e-14)
+    for k in plain.params:
+        np.testing.assert_allclose(packed.params[k], plain.params[k], rtol=1e-10, atol=1e-12)
+    # the plain path is taken when nothing would be compacted
+    same = fit_likelihood_batch(lik, data, compact_after=None)
+    np.testing.assert_array_equal(same.n_iter, plain.n_iter)
+    with pytest.raises(ValueError, match="compact_size"):
+        fit_likelihood_batch(lik, data, compact_after=2, compact_size=0)
+    with pytest.raises(ValueError, match="compact_after"):
+        fit_likelihood_batch(lik, data, compact_after=0)
+    with pytest.raises(ValueError, match=r"data must be \[batch"):
+        fit_likelihood_batch(lik, data[0], compact_after=2)

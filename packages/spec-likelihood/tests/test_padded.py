@@ -104,8 +104,9 @@ def test_layout_arrays_refuse_layouts_beyond_the_padding(template):
         template.with_layout_arrays(arrays._replace(pixel_tuple=arrays.pixel_tuple[:-1]))
 
 
+@pytest.mark.parametrize("columns", [None, (1, 1, 2)])
 @pytest.mark.parametrize("n_groups", [1, 2])
-def test_closed_form_derivatives_match_autodiff(n_groups):
+def test_closed_form_derivatives_match_autodiff(n_groups, columns):
     rng = np.random.default_rng(3)
     nu = FREQS
     mix = lambda th: mixing_matrix(COMPS, nu, {"beta_d": th[0], "T_d": th[1], "beta_s": th[2]})
@@ -121,12 +122,42 @@ def test_closed_form_derivatives_match_autodiff(n_groups):
         return -0.5 * jnp.sum(jnp.linalg.inv(m) * b)
 
     theta = jnp.array([1.5, 19.0, -3.1])
-    value, grad, hess = quadratic_term_vgh(mix, theta, groups, stats, "hybrid")
+    value, grad, hess = quadratic_term_vgh(mix, theta, groups, stats, "hybrid", columns)
     np.testing.assert_allclose(value, f(theta), rtol=1e-12)
     np.testing.assert_allclose(grad, jax.grad(f)(theta), rtol=1e-9, atol=1e-9 * abs(value))
     np.testing.assert_allclose(hess[1], jax.hessian(f)(theta), rtol=1e-8, atol=1e-8)
     # Gauss-Newton: symmetric positive semi-definite everywhere
     assert np.all(np.linalg.eigvalsh(np.asarray(hess[0])) > -1e-8 * abs(hess[0]).max())
+
+
+@pytest.mark.parametrize("hessian", ["gauss-newton", "exact"])
+def test_column_form_equals_the_general_form(hessian):
+    # (beta_d, T_d) enter the dust column, beta_s the synchrotron one: the bilinear-form
+    # derivatives equal the general closed form for each curvature model alone too
+    rng = np.random.default_rng(21)
+    mix = lambda th: mixing_matrix(COMPS, FREQS, {"beta_d": th[0], "T_d": th[1], "beta_s": th[2]})
+    groups = jnp.asarray(rng.uniform(5.0, 15.0, size=(2, FREQS.size)))
+    nd = groups[:, :, None] * rng.normal(size=(2, FREQS.size, 25)) * 20.0
+    stats = jnp.einsum("gfp,ghp->gfh", nd, nd)
+    theta = jnp.array([1.45, 23.0, -2.8])
+    general = quadratic_term_vgh(mix, theta, groups, stats, hessian)
+    column = quadratic_term_vgh(mix, theta, groups, stats, hessian, (1, 1, 2))
+    for a, b in zip(column, general, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12 * float(jnp.max(jnp.abs(b))))
+
+
+def test_param_columns_name_the_component_of_each_free_parameter():
+    lik = SpectralLikelihood.create(COMPS, FREQS, 1.0 / SIGMA**2, N_PIX, _layout(2, 2, 1))
+    assert lik.param_columns == (1, 1, 2)
+    fixed = SpectralLikelihood.create(
+        COMPS, FREQS, 1.0 / SIGMA**2, N_PIX, {"beta_s": np.zeros(N_PIX, int)}, fixed={"T_d": 20.0}
+    )
+    assert fixed.layout.free_names == ("beta_d", "beta_s") and fixed.param_columns == (1, 2)
+    # a parameter shared by two components moves two columns: the general form is used
+    shared = SpectralLikelihood.create(
+        [CMB(), Dust(nu0=150.0), Dust(nu0=353.0)], FREQS, 1.0 / SIGMA**2, N_PIX
+    )
+    assert shared.param_columns is None
 
 
 SPECS = ("fc,gfk->gck", "gfh,hc->gfc", "gck,jgkl->jgcl", "ifc,jgfc->ij")

@@ -170,18 +170,31 @@ class LayoutFit:
         return {k: self.params[k][:, self.layout[k]] for k in PARAMETER_NAMES}
 
 
+_COMPACT_MIN_BATCH = 32  # fewer realisations: one plain vmapped batch (little to gain)
+
+
 def _fit_and_reconstruct(lik: sl.SpectralLikelihood, fit_cfg, data, foregrounds):
-    res = sl.fit_likelihood(
-        lik,
-        data,
-        n_starts=fit_cfg.n_starts,
-        gtol=fit_cfg.gtol,
-        rtol=fit_cfg.rtol,
-        max_iter=fit_cfg.max_iter,
-        hessian=fit_cfg.hessian,
-    )
-    cmb = sl.component_maps_likelihood(lik, res.params, data).amplitudes[0]
-    syst = sl.component_maps_likelihood(lik, res.params, foregrounds).amplitudes[0]
+    """Fits of every realisation ``data [n, F, 2, P]``, their GLS CMB and systematic maps."""
+    kw = {"gtol": fit_cfg.gtol, "rtol": fit_cfg.rtol, "max_iter": fit_cfg.max_iter}
+    kw["hessian"] = fit_cfg.hessian
+    n = data.shape[0]
+    if fit_cfg.n_starts == 1 and fit_cfg.compact_after > 0 and n >= _COMPACT_MIN_BATCH:
+        res = sl.fit_likelihood_batch(
+            lik,
+            data,
+            compact_after=fit_cfg.compact_after,
+            compact_size=fit_cfg.compact_size or None,
+            **kw,
+        )
+    else:
+        res = jax.vmap(lambda d: sl.fit_likelihood(lik, d, n_starts=fit_cfg.n_starts, **kw))(data)
+
+    def maps(params, d):
+        cmb = sl.component_maps_likelihood(lik, params, d).amplitudes[0]
+        syst = sl.component_maps_likelihood(lik, params, foregrounds).amplitudes[0]
+        return cmb, syst
+
+    cmb, syst = jax.vmap(maps)(res.params, data)
     return res, cmb, syst
 
 
@@ -256,8 +269,7 @@ class RegionFitter:
 
             def one_layout(arrays, data, foregrounds, cmb_true):
                 lik = template.with_layout_arrays(arrays)
-                fn = lambda d: _fit_and_reconstruct(lik, fit_cfg, d, foregrounds)
-                res, cmb, syst = jax.vmap(fn)(data)
+                res, cmb, syst = _fit_and_reconstruct(lik, fit_cfg, data, foregrounds)
                 metrics = _device_metrics(res, cmb, syst, cmb_true)
                 return res, metrics, (cmb, syst) if keep_maps else None
 

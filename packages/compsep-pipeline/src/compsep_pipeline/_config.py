@@ -177,7 +177,12 @@ class FitConfig:
     ``gtol`` bounds the curvature-scaled projected gradient, ``rtol`` the predicted relative
     decrease of -log L; ``n_starts > 1`` adds random starts inside the physical box;
     ``hessian`` picks the curvature of the Newton steps (``hybrid``: Gauss-Newton, then
-    exact near the optimum; ``gauss-newton``; ``exact``).
+    exact near the optimum; ``gauss-newton``; ``exact``). ``compact_after``: the noise
+    realisations of a layout are fitted side by side for that many Newton iterations, then
+    the fits still running continue ``compact_size`` at a time (default: an eighth of the
+    realisations) so that the batch does not wait for its slowest fit (spec-likelihood
+    ``fit_likelihood_batch``; same fits); used with one start and at least 32 realisations,
+    0 disables it.
     """
 
     max_iter: int = 200
@@ -185,6 +190,8 @@ class FitConfig:
     rtol: float = 1e-15
     n_starts: int = 1
     hessian: str = "hybrid"
+    compact_after: int = 16
+    compact_size: int = 0
 
     def __post_init__(self) -> None:
         if self.max_iter < 1:
@@ -194,6 +201,16 @@ class FitConfig:
                 raise ValueError(f"[fit] {key} must be > 0, got {getattr(self, key)}")
         if self.n_starts < 1:
             raise ValueError(f"[fit] n_starts must be >= 1, got {self.n_starts}")
+        if self.compact_after < 0:
+            raise ValueError(
+                "[fit] compact_after must be >= 0 (0 disables compaction), "
+                f"got {self.compact_after}"
+            )
+        if self.compact_size < 0:
+            raise ValueError(
+                f"[fit] compact_size must be >= 0 (0: an eighth of the realisations), "
+                f"got {self.compact_size}"
+            )
         _choice("fit", "hessian", self.hessian, ("hybrid", "gauss-newton", "exact"))
 
 

@@ -9,6 +9,7 @@ from ._components import parameter_errors as parameter_errors
 from ._fit import FitResult as FitResult
 from ._fit import fit as fit
 from ._fit import fit_likelihood as fit_likelihood
+from ._fit import fit_likelihood_batch as fit_likelihood_batch
 from ._instrument import Instrument as Instrument
 from ._instrument import farsian2020 as farsian2020
 from ._instrument import litebird_ptep as litebird_ptep
@@ -44,7 +45,7 @@ from ._units import K_RJ_to_K_CMB as K_RJ_to_K_CMB
 from ._units import K_RJ_to_MJysr as K_RJ_to_MJysr
 from ._units import unit_conversion as unit_conversion
 
-__version__ = "0.2.3"
+__version__ = "0.3.0"
 
 __all__ = [
     "AME",
@@ -73,6 +74,7 @@ __all__ = [
     "farsian2020",
     "fit",
     "fit_likelihood",
+    "fit_likelihood_batch",
     "inhomogeneous_noise_variance",
     "litebird_ptep",
     "litebird_ptep_channel_names",

@@ -21,10 +21,10 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from ._likelihood import HessianKind, Method, SpectralLikelihood, apply_mask
-from ._optimize import FitStatus, hit_bounds, minimize_partially_separable
+from ._optimize import _RUNNING, FitStatus, _minimize, hit_bounds, minimize_partially_separable
 from ._sed import Component
 
-__all__ = ["FitResult", "fit", "fit_likelihood"]
+__all__ = ["FitResult", "fit", "fit_likelihood", "fit_likelihood_batch"]
 
 
 class FitResult(NamedTuple):
@@ -141,7 +141,11 @@ def fit_likelihood(
         )
         res = jax.tree.map(lambda v: v[best], all_res)
         n_evals = jnp.sum(all_res.n_evals)
-    at_bound = hit_bounds(res.x, lower, upper)
+    return _result(lik, res, n_evals)
+
+
+def _result(lik: SpectralLikelihood, res, n_evals) -> FitResult:
+    at_bound = hit_bounds(res.x, jnp.asarray(lik.lower), jnp.asarray(lik.upper))
     return FitResult(
         params=lik.layout.unflatten(res.x),
         nll=res.fun,
@@ -152,6 +156,100 @@ def fit_likelihood(
         hit_bounds=lik.layout.unflatten(at_bound),
         scaled_gradient=res.scaled_pgrad,
     )
+
+
+def fit_likelihood_batch(
+    lik: SpectralLikelihood,
+    data: Float[Array, "batch freq stokes pix"],
+    x0: Float[Array, " n_params"] | None = None,
+    *,
+    gtol: float = 1e-6,
+    rtol: float = 1e-15,
+    max_iter: int = 200,
+    method: Method = "auto",
+    hessian: HessianKind = "hybrid",
+    compact_after: int | None = None,
+    compact_size: int | None = None,
+) -> FitResult:
+    """Fit a batch of data sets (e.g. noise realisations) with the slow fits compacted.
+
+    A vmapped batch of Newton fits runs until its slowest member stops: with 100 noise
+    realisations of a near-per-pixel layout the mean fit takes ~12 iterations and the
+    slowest ~30, so most of the batch's work is waiting. Here every fit runs
+    ``compact_after`` iterations side by side; the fits still running then continue,
+    ``compact_size`` at a time, in a batch of that size (gathered, resumed from their
+    state, scattered back) until all stop. Each fit makes exactly the iterations it would
+    make alone (same results as ``jax.vmap(fit_likelihood)``, to rounding of the batched
+    sums), at ``compact_after + (slowest - compact_after) * compact_size / batch`` batch
+    iterations of work instead of ``slowest``. Pure JAX (one ``lax.while_loop`` over the
+    compacted rounds): jit it, vmap it (e.g. over layouts).
+
+    Args:
+        lik: the likelihood.
+        data: ``[batch, n_freq, n_stokes, n_pix]`` maps [uK_CMB].
+        x0: flat starting vector shared by the batch (default ``lik.init``).
+        gtol, rtol, max_iter, method, hessian: as in :func:`fit_likelihood` (one start).
+        compact_after: iterations of the whole batch before compaction; None (or
+            ``>= max_iter``) fits the whole batch together (plain vmap).
+        compact_size: fits per compacted batch (default ``ceil(batch / 8)``).
+
+    Returns:
+        :class:`FitResult` with a leading batch axis.
+    """
+    if data.ndim != 4:
+        raise ValueError(f"data must be [batch, n_freq, n_stokes, n_pix], got shape {data.shape}")
+    n_batch = int(data.shape[0])
+    size = -(-n_batch // 8) if compact_size is None else int(compact_size)
+    if compact_size is not None and size < 1:
+        raise ValueError(f"compact_size must be >= 1, got {compact_size}")
+    if compact_after is not None and compact_after < 1:
+        raise ValueError(f"compact_after must be >= 1 (or None to disable), got {compact_after}")
+    kw = {"gtol": gtol, "rtol": rtol, "max_iter": max_iter, "method": method, "hessian": hessian}
+    if compact_after is None or compact_after >= max_iter or size >= n_batch:
+        return jax.vmap(lambda d: fit_likelihood(lik, d, x0, **kw))(data)
+    if lik.layout.n_params == 0:
+        raise ValueError("fit: every parameter is fixed; there is nothing to fit")
+    if hessian not in ("hybrid", "gauss-newton", "exact"):
+        raise ValueError(f"hessian must be 'hybrid', 'gauss-newton' or 'exact', got {hessian!r}")
+    lower, upper = jnp.asarray(lik.lower), jnp.asarray(lik.upper)
+    start = jnp.asarray(lik.init if x0 is None else x0, dtype=float)
+
+    def run(d, state, stop_at):
+        fn, aux, index, vgh, valid = _terms(lik, d, method, hessian)
+        return _minimize(
+            fn,
+            aux,
+            index,
+            lik.layout.n_patches,
+            start,
+            lower,
+            upper,
+            term_vgh=vgh,
+            term_valid=valid,
+            gtol=gtol,
+            rtol=rtol,
+            max_iter=max_iter,
+            state=state,
+            stop_at=stop_at,
+        )
+
+    state, res = jax.vmap(lambda d: run(d, None, compact_after))(data)
+
+    def running(st):
+        return (st.status == _RUNNING) & (st.n_iter < max_iter)
+
+    def body(carry):
+        st, rs = carry
+        idx = jnp.argsort(~running(st), stable=True)[:size]  # running fits first
+        sub_st, sub_rs = jax.vmap(lambda d, s: run(d, s, None))(
+            data[idx], jax.tree.map(lambda v: v[idx], st)
+        )
+        # fits that had stopped are resumed as no-ops (their loop condition is false)
+        put = lambda full, sub: full.at[idx].set(sub)
+        return jax.tree.map(put, st, sub_st), jax.tree.map(put, rs, sub_rs)
+
+    state, res = jax.lax.while_loop(lambda c: jnp.any(running(c[0])), body, (state, res))
+    return jax.vmap(lambda r: _result(lik, r, r.n_evals))(res)
 
 
 def fit(

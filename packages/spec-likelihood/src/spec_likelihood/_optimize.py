@@ -394,6 +394,50 @@ def minimize_partially_separable(
     Returns:
         :class:`NewtonResult`.
     """
+    return _minimize(
+        term_fn,
+        term_aux,
+        term_index,
+        block_sizes,
+        x0,
+        lower,
+        upper,
+        term_vgh=term_vgh,
+        term_valid=term_valid,
+        switch=switch,
+        gtol=gtol,
+        rtol=rtol,
+        max_iter=max_iter,
+        lambda0=lambda0,
+    )[1]
+
+
+def _minimize(
+    term_fn: Callable[[Float[Array, " m"], Any], Float[Array, ""]],
+    term_aux: Any,
+    term_index: Int[np.ndarray, "terms m"],
+    block_sizes: tuple[int, ...],
+    x0: Float[Array, " n"],
+    lower: Float[Array, " n"],
+    upper: Float[Array, " n"],
+    *,
+    term_vgh: Callable[[Float[Array, " m"], Any], tuple[Array, Array, Array]] | None = None,
+    term_valid: Bool[Array, " terms"] | None = None,
+    switch: float = 50.0,
+    gtol: float = 1e-6,
+    rtol: float = 1e-15,
+    max_iter: int = 200,
+    lambda0: float = 1e-3,
+    state: _State | None = None,
+    stop_at: Array | int | None = None,
+) -> tuple[_State, NewtonResult]:
+    """:func:`minimize_partially_separable`, resumable: also returns the loop state.
+
+    ``state`` (a state returned by an earlier call on the same problem) resumes that run;
+    ``stop_at`` pauses the run once it has made that many iterations (a paused run has the
+    status ``MAX_ITER`` in its result and ``_RUNNING`` in its state). The iterations are
+    the same as those of one uninterrupted run.
+    """
     if not isinstance(term_index, jax.Array):
         term_index = np.asarray(term_index)
     st = _structure(term_index, tuple(int(b) for b in block_sizes))
@@ -479,7 +523,7 @@ def minimize_partially_separable(
 
     # The first loop pass evaluates the start (f = +inf accepts it), so the objective and the
     # step solver are traced once: half the compile time of a separate initial evaluation.
-    state = _State(
+    state0 = _State(
         x=x0,
         f=jnp.asarray(jnp.inf, x0.dtype),
         g=jnp.zeros_like(x0),
@@ -494,8 +538,10 @@ def minimize_partially_separable(
         n_evals=jnp.asarray(0),
     )
 
+    limit = max_iter if stop_at is None else jnp.minimum(stop_at, max_iter)
+
     def cond(s: _State):
-        return (s.status == _RUNNING) & (s.n_iter < max_iter)
+        return (s.status == _RUNNING) & (s.n_iter < limit)
 
     def body(s: _State):
         first = s.n_evals == 0
@@ -530,9 +576,9 @@ def minimize_partially_separable(
             n_evals=s.n_evals + 1,
         )
 
-    out = lax.while_loop(cond, body, state)
+    out = lax.while_loop(cond, body, state0 if state is None else state)
     status = jnp.where(out.status == _RUNNING, int(FitStatus.MAX_ITER), out.status)
-    return NewtonResult(
+    return out, NewtonResult(
         x=out.x,
         fun=out.f,
         grad=out.g,

@@ -259,3 +259,55 @@ def test_compacted_fits_equal_the_plain_batch(problem, monkeypatch):
     np.testing.assert_allclose(packed.cmb, plain.cmb, rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError, match="compact_after must be >= 0"):
         cfg.replace(fit={"compact_after": -1})
+
+
+def test_tuple_buckets_are_few_and_never_beyond_the_pixel_count():
+    sizes = [campaign._tuple_bucket(n) for n in range(1, 9000)]
+    assert sorted(set(sizes)) == [
+        64,
+        128,
+        256,
+        512,
+        1024,
+        1536,
+        2048,
+        3072,
+        4096,
+        6144,
+        8192,
+        12288,
+    ]
+    for n, b in zip(range(1, 9000), sizes, strict=True):
+        assert b >= n and (b <= 64 or b <= 2 * n)
+        assert b <= 1024 or b < 1.5 * n  # large layouts: at most a third of padding
+    # a near-per-pixel layout is padded to the pixel count at most
+    assert campaign._tuple_bucket(4881, 5556) == 5556
+    assert campaign._tuple_bucket(2400, 5556) == 3072
+    assert campaign._tuple_bucket(5556, 5556) == 5556
+
+
+def test_grid_screening_tolerances_reach_the_grid_fits_only(problem, tmp_path, monkeypatch):
+    # [grid] gtol/rtol (0: [fit]'s) are the grid's fit tolerances; [fit] is untouched
+    cfg, _, prob = problem
+    seen = []
+    original = campaign._fit_and_reconstruct
+
+    def recording(lik, fit_cfg, data, foregrounds):
+        seen.append((fit_cfg.gtol, fit_cfg.rtol))
+        return original(lik, fit_cfg, data, foregrounds)
+
+    monkeypatch.setattr(campaign, "_fit_and_reconstruct", recording)
+    grid = {"K_bd": [2], "K_Td": [1], "K_bs": [1]}
+    loose = cfg.replace(grid={**grid, "gtol": 1e-2, "rtol": 1e-12})
+    df_loose = cp.run_region_grid(prob, loose, tmp_path / "loose", progress=False)
+    df_tight = cp.run_region_grid(prob, cfg.replace(grid=grid), tmp_path / "tight", progress=False)
+    assert seen == [(1e-2, 1e-12), (cfg.fit.gtol, cfg.fit.rtol)]
+    assert loose.fit.gtol == cfg.fit.gtol  # the compared layouts keep [fit]'s tolerances
+    assert campaign.screening_config(cfg) is cfg
+    # looser tolerances: fewer iterations, the same metric to far below its grid spread
+    assert df_loose["n_iter"].iloc[0] <= df_tight["n_iter"].iloc[0]
+    assert df_loose["cmb_variance"].iloc[0] == pytest.approx(
+        df_tight["cmb_variance"].iloc[0], rel=1e-4
+    )
+    with pytest.raises(ValueError, match=r"\[grid\] gtol must be in \[0, 1\)"):
+        cfg.replace(grid={"gtol": -1.0})

@@ -257,6 +257,10 @@ def test_batch_compaction_gives_the_plain_batch_fits(problem):
     np.testing.assert_allclose(packed.nll, plain.nll, rtol=1e-14)
     for k in plain.params:
         np.testing.assert_allclose(packed.params[k], plain.params[k], rtol=1e-10, atol=1e-12)
+    # with a late cap the side-by-side phase stops on its own once <= 3 fits still run
+    late = jax.jit(lambda d: fit_likelihood_batch(lik, d, compact_after=150, compact_size=3))(data)
+    np.testing.assert_array_equal(late.n_iter, plain.n_iter)
+    np.testing.assert_allclose(late.nll, plain.nll, rtol=1e-14)
     # the plain path is taken when nothing would be compacted
     same = fit_likelihood_batch(lik, data, compact_after=None)
     np.testing.assert_array_equal(same.n_iter, plain.n_iter)
@@ -266,3 +270,36 @@ def test_batch_compaction_gives_the_plain_batch_fits(problem):
         fit_likelihood_batch(lik, data, compact_after=0)
     with pytest.raises(ValueError, match=r"data must be \[batch"):
         fit_likelihood_batch(lik, data[0], compact_after=2)
+
+
+def test_batch_pauses_once_few_fits_still_run(problem):
+    # vmapped over a named axis, the loop stops as soon as at most min_running fits still
+    # run: the others have finished with their own iteration counts, the paused ones all
+    # stand at the same iteration, short of their own count
+    from spec_likelihood import _fit, _optimize
+
+    lik, signal, _, _ = problem
+    data = _noisy(signal, 5, n=10)
+    lower, upper = jnp.asarray(lik.lower), jnp.asarray(lik.upper)
+    # starts spread over the box: the fits take different numbers of iterations
+    u = np.random.default_rng(3).uniform(0.1, 0.9, size=(10, lower.size))
+    starts = jnp.asarray(lower + u * (upper - lower))
+
+    def run(d, x0, axis, min_running):
+        fn, aux, index, vgh, valid = _fit._terms(lik, d, "auto", "hybrid")
+        return _optimize._minimize(
+            fn, aux, index, lik.layout.n_patches, x0, lower, upper,
+            term_vgh=vgh, term_valid=valid, batch_axis=axis, min_running=min_running,
+        )  # fmt: skip
+
+    plain = np.asarray(jax.jit(jax.vmap(lambda d, x: run(d, x, None, 0)[0].n_iter))(data, starts))
+    assert len(set(plain.tolist())) >= 3, plain
+    state = jax.jit(jax.vmap(lambda d, x: run(d, x, "b", 3)[0], axis_name="b"))(data, starts)
+    n_iter, status = np.asarray(state.n_iter), np.asarray(state.status)
+    paused = status == _optimize._RUNNING
+    assert 1 <= paused.sum() <= 3
+    assert len(set(n_iter[paused].tolist())) == 1
+    assert np.all(n_iter[paused] < plain[paused])
+    np.testing.assert_array_equal(n_iter[~paused], plain[~paused])
+    # the pause comes no earlier than needed: one iteration before, more than 3 still ran
+    assert np.sum(plain > n_iter[paused][0] - 1) > 3

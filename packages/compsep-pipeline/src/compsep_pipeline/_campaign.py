@@ -216,9 +216,18 @@ def _n_tuples(layout: Mapping[str, np.ndarray]) -> int:
     return int(np.unique(key, axis=0).shape[0])
 
 
-def _tuple_bucket(n: int) -> int:
-    """Padded tuple count: the next power of two (>= 64), so few shapes compile."""
-    return max(64, 1 << (int(n) - 1).bit_length())
+def _tuple_bucket(n: int, n_pix: int | None = None) -> int:
+    """Padded tuple count: the next of 64, 128, ..., 1024, 1536, 2048, 3072, 4096, ...
+
+    (powers of two, with half steps from 1024 on), at most ``n_pix`` (a layout never has
+    more tuples than pixels), so few shapes compile and a near-per-pixel layout carries
+    at most ~1/3 padding terms (the likelihood's work is proportional to the terms).
+    """
+    n = int(n)
+    bucket = max(64, 1 << (n - 1).bit_length())
+    if bucket > 1024 and n <= 3 * bucket // 4:
+        bucket = 3 * bucket // 4
+    return bucket if n_pix is None else max(n, min(bucket, int(n_pix)))
 
 
 class RegionFitter:
@@ -303,7 +312,7 @@ class RegionFitter:
                         f"layout has {int(lay[k].max()) + 1} {k} patches, more than the "
                         f"fitter's k_max {self.k_max[k]}"
                     )
-        t_max = _tuple_bucket(max(_n_tuples(lay) for lay in labels))
+        t_max = _tuple_bucket(max(_n_tuples(lay) for lay in labels), self.problem.indices.size)
         template, fn, new = self._function(t_max, labels[0], keep_maps)
         arrays = [template.layout_arrays(lay) for lay in labels]
         arrays += [arrays[-1]] * (self.batch - len(arrays))
@@ -399,6 +408,12 @@ def layout_metrics(problem: RegionProblem, lf: LayoutFit) -> dict[str, float]:
     }
 
 
+def screening_config(cfg: CampaignConfig) -> CampaignConfig:
+    """``cfg`` with the grid's screening tolerances (``[grid] gtol/rtol``) in ``[fit]``."""
+    tol = {k: getattr(cfg.grid, k) for k in ("gtol", "rtol") if getattr(cfg.grid, k) > 0}
+    return cfg.replace(fit=tol) if tol else cfg
+
+
 def grid_space(cfg: CampaignConfig) -> gd.SearchSpace:
     """The (K_bd, K_Td, K_bs) search space of ``[grid]``."""
     return gd.SearchSpace({axis: list(getattr(cfg.grid, axis)) for axis in GRID_AXES})
@@ -448,6 +463,7 @@ def run_region_grid(
     }
     k_max = {k: min(v, problem.indices.size) for k, v in k_max.items()}
     batch = grid.batch or auto_batch(problem.n_real, k_max, jax.default_backend() == "gpu")
+    cfg = screening_config(cfg)
     fitter = RegionFitter(problem, cfg, k_max, batch=batch)
     # Section IV.b: the systematic residual of a layout is its fit to the foreground-only
     # sky (no CMB, no noise); one compiled fitter serves every layout.

@@ -133,6 +133,10 @@ class GridConfig:
     tuple-count bucket, not once per configuration. ``r_iter`` is the number of healpy
     ``map2alm`` Jacobi iterations of the per-configuration spectra behind ``with_r`` (the
     compared layouts' spectra always use 3): 0 makes them ~5x cheaper on a CPU.
+    ``gtol`` and ``rtol``: screening tolerances of the grid's fits (0: those of ``[fit]``).
+    Looser ones stop the slowest fits of near-per-pixel layouts early, where -log L still
+    creeps down along one weakly constrained direction; the compared layouts (the selected
+    one, multi-resolution, single patch) are always refitted with ``[fit]``'s.
     """
 
     K_bd: tuple[int, ...] = (1, 4, 8, 16)
@@ -144,6 +148,8 @@ class GridConfig:
     with_r: bool = False
     r_iter: int = 3
     batch: int = 0
+    gtol: float = 0.0
+    rtol: float = 0.0
 
     def __post_init__(self) -> None:
         for key in ("K_bd", "K_Td", "K_bs"):
@@ -168,6 +174,12 @@ class GridConfig:
                 f"[grid] batch must be >= 0 configurations per fit call (0: automatic), "
                 f"got {self.batch}"
             )
+        for key in ("gtol", "rtol"):
+            value = getattr(self, key)
+            if not value >= 0 or value >= 1:
+                raise ValueError(
+                    f"[grid] {key} must be in [0, 1) (0: the [fit] {key}), got {value!r}"
+                )
 
 
 @dataclass(frozen=True)
@@ -178,11 +190,12 @@ class FitConfig:
     decrease of -log L; ``n_starts > 1`` adds random starts inside the physical box;
     ``hessian`` picks the curvature of the Newton steps (``hybrid``: Gauss-Newton, then
     exact near the optimum; ``gauss-newton``; ``exact``). ``compact_after``: the noise
-    realisations of a layout are fitted side by side for that many Newton iterations, then
-    the fits still running continue ``compact_size`` at a time (default: an eighth of the
-    realisations) so that the batch does not wait for its slowest fit (spec-likelihood
-    ``fit_likelihood_batch``; same fits); used with one start and at least 32 realisations,
-    0 disables it.
+    realisations of a layout are fitted side by side until at most ``compact_size`` of them
+    (default: an eighth of the realisations) are still running, or for ``compact_after``
+    Newton iterations if that comes first; the fits still running then continue
+    ``compact_size`` at a time, so that the batch does not wait for its slowest fit
+    (spec-likelihood ``fit_likelihood_batch``; same fits); used with one start and at least
+    32 realisations, 0 disables it.
     """
 
     max_iter: int = 200

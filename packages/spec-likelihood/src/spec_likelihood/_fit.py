@@ -174,22 +174,24 @@ def fit_likelihood_batch(
     """Fit a batch of data sets (e.g. noise realisations) with the slow fits compacted.
 
     A vmapped batch of Newton fits runs until its slowest member stops: with 100 noise
-    realisations of a near-per-pixel layout the mean fit takes ~12 iterations and the
-    slowest ~30, so most of the batch's work is waiting. Here every fit runs
-    ``compact_after`` iterations side by side; the fits still running then continue,
-    ``compact_size`` at a time, in a batch of that size (gathered, resumed from their
-    state, scattered back) until all stop. Each fit makes exactly the iterations it would
-    make alone (same results as ``jax.vmap(fit_likelihood)``, to rounding of the batched
-    sums), at ``compact_after + (slowest - compact_after) * compact_size / batch`` batch
-    iterations of work instead of ``slowest``. Pure JAX (one ``lax.while_loop`` over the
-    compacted rounds): jit it, vmap it (e.g. over layouts).
+    realisations of a near-per-pixel layout the mean fit takes ~6-14 iterations and the
+    slowest ~30-45, so most of the batch's work is waiting. Here the fits run side by
+    side until at most ``compact_size`` of them are still running (or for
+    ``compact_after`` iterations, whichever comes first); the fits still running then
+    continue, ``compact_size`` at a time, in a batch of that size (gathered, resumed from
+    their state, scattered back) until all stop. Each fit makes exactly the iterations it
+    would make alone (same results as ``jax.vmap(fit_likelihood)``, to rounding of the
+    batched sums); the batch pays for its slowest member only on ``compact_size`` fits.
+    Pure JAX (one ``lax.while_loop`` over the compacted rounds): jit it, vmap it (e.g.
+    over layouts).
 
     Args:
         lik: the likelihood.
         data: ``[batch, n_freq, n_stokes, n_pix]`` maps [uK_CMB].
         x0: flat starting vector shared by the batch (default ``lik.init``).
         gtol, rtol, max_iter, method, hessian: as in :func:`fit_likelihood` (one start).
-        compact_after: iterations of the whole batch before compaction; None (or
+        compact_after: most iterations of the whole batch before compaction (it stops
+            earlier once at most ``compact_size`` fits are still running); None (or
             ``>= max_iter``) fits the whole batch together (plain vmap).
         compact_size: fits per compacted batch (default ``ceil(batch / 8)``).
 
@@ -214,7 +216,7 @@ def fit_likelihood_batch(
     lower, upper = jnp.asarray(lik.lower), jnp.asarray(lik.upper)
     start = jnp.asarray(lik.init if x0 is None else x0, dtype=float)
 
-    def run(d, state, stop_at):
+    def run(d, state, stop_at, batch_axis=None):
         fn, aux, index, vgh, valid = _terms(lik, d, method, hessian)
         return _minimize(
             fn,
@@ -231,9 +233,12 @@ def fit_likelihood_batch(
             max_iter=max_iter,
             state=state,
             stop_at=stop_at,
+            batch_axis=batch_axis,
+            min_running=size,
         )
 
-    state, res = jax.vmap(lambda d: run(d, None, compact_after))(data)
+    axis = "fit_likelihood_batch"
+    state, res = jax.vmap(lambda d: run(d, None, compact_after, axis), axis_name=axis)(data)
 
     def running(st):
         return (st.status == _RUNNING) & (st.n_iter < max_iter)

@@ -430,13 +430,17 @@ def _minimize(
     lambda0: float = 1e-3,
     state: _State | None = None,
     stop_at: Array | int | None = None,
+    batch_axis: str | None = None,
+    min_running: int = 0,
 ) -> tuple[_State, NewtonResult]:
     """:func:`minimize_partially_separable`, resumable: also returns the loop state.
 
     ``state`` (a state returned by an earlier call on the same problem) resumes that run;
     ``stop_at`` pauses the run once it has made that many iterations (a paused run has the
     status ``MAX_ITER`` in its result and ``_RUNNING`` in its state). The iterations are
-    the same as those of one uninterrupted run.
+    the same as those of one uninterrupted run. Under ``jax.vmap(..., axis_name=batch_axis)``
+    the whole batch also pauses as soon as at most ``min_running`` of its members are still
+    running (``lax.psum`` over the batch in the loop condition).
     """
     if not isinstance(term_index, jax.Array):
         term_index = np.asarray(term_index)
@@ -541,7 +545,10 @@ def _minimize(
     limit = max_iter if stop_at is None else jnp.minimum(stop_at, max_iter)
 
     def cond(s: _State):
-        return (s.status == _RUNNING) & (s.n_iter < limit)
+        going = (s.status == _RUNNING) & (s.n_iter < limit)
+        if batch_axis is None:
+            return going
+        return going & (lax.psum(going.astype(jnp.int32), batch_axis) > min_running)
 
     def body(s: _State):
         first = s.n_evals == 0

@@ -263,27 +263,21 @@ def test_compacted_fits_equal_the_plain_batch(problem, monkeypatch):
 
 def test_tuple_buckets_are_few_and_never_beyond_the_pixel_count():
     sizes = [campaign._tuple_bucket(n) for n in range(1, 9000)]
-    assert sorted(set(sizes)) == [
-        64,
-        128,
-        256,
-        512,
-        1024,
-        1536,
-        2048,
-        3072,
-        4096,
-        6144,
-        8192,
-        12288,
-    ]
+    assert sorted(set(sizes)) == [512, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288]
     for n, b in zip(range(1, 9000), sizes, strict=True):
-        assert b >= n and (b <= 64 or b <= 2 * n)
+        assert b >= n and (b <= 512 or b <= 2 * n)
         assert b <= 1024 or b < 1.5 * n  # large layouts: at most a third of padding
     # a near-per-pixel layout is padded to the pixel count at most
     assert campaign._tuple_bucket(4881, 5556) == 5556
     assert campaign._tuple_bucket(2400, 5556) == 3072
     assert campaign._tuple_bucket(5556, 5556) == 5556
+    assert campaign._tuple_bucket(40, 100) == 100  # small regions: the pixel count
+    # the tuple count itself, against a row-wise unique
+    names = campaign.PARAMETER_NAMES
+    rng = np.random.default_rng(0)
+    layout = {k: rng.integers(0, 7, 500) for k in names}
+    rows = np.stack([layout[k] for k in names], axis=1)
+    assert campaign._n_tuples(layout) == np.unique(rows, axis=0).shape[0]
 
 
 def test_grid_screening_tolerances_reach_the_grid_fits_only(problem, tmp_path, monkeypatch):

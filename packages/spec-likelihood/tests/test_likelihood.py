@@ -15,7 +15,7 @@ from spec_likelihood import (
     negative_log_likelihood,
     patch_layout,
 )
-from spec_likelihood._likelihood import _spd_inverse
+from spec_likelihood._likelihood import _spd_inverse, _unique_rows
 
 COMPS = [CMB(), Dust(nu0=150.0), Synchrotron(nu0=20.0)]
 FREQS = np.array([30.0, 40.0, 60.0, 90.0, 140.0, 220.0, 280.0, 350.0])
@@ -210,3 +210,18 @@ def test_bad_input_names_the_argument():
         call(params=dict(params, T_d=params["T_d"][:2]))
     with pytest.raises(ValueError, match="mask must be a bool"):
         call(mask=np.ones(N_PIX))
+
+
+def test_unique_rows_is_the_row_wise_unique():
+    rng = np.random.default_rng(4)
+    for key in (
+        rng.integers(0, 5, (300, 3)),
+        rng.integers(0, 3000, (2000, 4)),
+        np.zeros((7, 1), np.int64),
+        rng.integers(0, 2**40, (50, 2)),  # radix product beyond int64: row-wise fallback
+    ):
+        tuples, inverse = _unique_rows(key)
+        ref_t, ref_i = np.unique(key, axis=0, return_inverse=True)
+        np.testing.assert_array_equal(tuples, ref_t)
+        np.testing.assert_array_equal(inverse, ref_i.reshape(-1))
+        np.testing.assert_array_equal(tuples[inverse], key)

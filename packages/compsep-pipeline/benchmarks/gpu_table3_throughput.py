@@ -53,6 +53,11 @@ def main(argv: list[str] | None = None) -> None:
         metavar="KEY=VALUE",
         help="[grid] override, e.g. --grid gtol=0.01 --grid rtol=1e-13 (screening tolerances)",
     )
+    p.add_argument(
+        "--cache",
+        default=None,
+        help="persistent JAX compilation cache folder (shared by the runs of several regions)",
+    )
     args = p.parse_args(argv)
     fit_overrides, grid_overrides = {}, {}
     for option, items, target in (
@@ -71,7 +76,15 @@ def main(argv: list[str] | None = None) -> None:
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    from compsep_pipeline._campaign import run_region_grid, select_best
+    from compsep_pipeline._campaign import (
+        enable_compilation_cache,
+        pixel_bucket,
+        run_region_grid,
+        select_best,
+    )
+
+    if args.cache:
+        enable_compilation_cache(args.cache)
 
     t_start = time.perf_counter()
     cfg, prob = region_problem(args)
@@ -116,6 +129,8 @@ def main(argv: list[str] | None = None) -> None:
         "device": str(jax.devices()[0]),
         "region": args.region,
         "n_pix": int(prob.indices.size),
+        "n_pix_padded": pixel_bucket(int(prob.indices.size)),
+        "compilation_cache": args.cache,
         "n_real": args.n_real,
         "K_bd": k_bd,
         "K_Td_K_bs": other,

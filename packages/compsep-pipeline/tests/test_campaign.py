@@ -305,3 +305,53 @@ def test_grid_screening_tolerances_reach_the_grid_fits_only(problem, tmp_path, m
     )
     with pytest.raises(ValueError, match=r"\[grid\] gtol must be in \[0, 1\)"):
         cfg.replace(grid={"gtol": -1.0})
+
+
+def test_padding_pixels_changes_no_fit_and_no_metric(problem):
+    # zero maps on padding pixels labelled like the first add nothing to the likelihood;
+    # the metrics are over the region's pixels only
+    cfg, _, prob = problem
+    layout = prob.patcher.layout((3, 2, 1))
+    k_max = {"beta_d": 3, "T_d": 2, "beta_s": 1}
+    plain = cp.RegionFitter(prob, cfg, k_max).fit([layout])[0]
+    fitter = cp.RegionFitter(prob, cfg, k_max, n_pad=prob.indices.size + 37)
+    padded = fitter.fit([layout])[0]
+    lean = fitter.fit([layout], keep_maps=False)[0]
+    np.testing.assert_array_equal(padded.n_iter, plain.n_iter)
+    np.testing.assert_allclose(padded.nll, plain.nll, rtol=1e-13)
+    for k in plain.params:
+        np.testing.assert_allclose(padded.params[k], plain.params[k], rtol=1e-9, atol=1e-12)
+    assert padded.cmb.shape == plain.cmb.shape
+    np.testing.assert_allclose(padded.cmb, plain.cmb, rtol=1e-9, atol=1e-12)
+    reference = campaign.layout_metrics(prob, plain)  # host metrics of the unpadded maps
+    for key in ("cmb_variance", "cmb_noise_variance", "cmb_mse", "syst_mse", "nll"):
+        assert lean.metrics[key] == pytest.approx(reference[key], rel=1e-10), key
+    with pytest.raises(ValueError, match="below the region"):
+        cp.RegionFitter(prob, cfg, k_max, n_pad=prob.indices.size - 1)
+
+
+def test_compilation_cache_serves_a_second_fitter(problem, tmp_path):
+    # the programs of a region's fitter are kept on disk: another fitter of the same
+    # shapes (a region of the same pixel bucket) loads them instead of compiling
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+
+    cfg, _, prob = problem
+    layout = prob.patcher.layout((2, 1, 1))
+    k_max = {"beta_d": 2, "T_d": 1, "beta_s": 1}
+    hits = []
+    listener = lambda name, **kw: hits.append(name)
+    assert jax.config.jax_compilation_cache_dir is None
+    try:
+        assert cp.enable_compilation_cache(tmp_path / "cache")
+        assert not cp.enable_compilation_cache(tmp_path / "other")  # already set: kept
+        first = cp.RegionFitter(prob, cfg, k_max).fit([layout], keep_maps=False)[0]
+        assert any((tmp_path / "cache").iterdir())
+        jax.monitoring.register_event_listener(listener)
+        second = cp.RegionFitter(prob, cfg, k_max).fit([layout], keep_maps=False)[0]
+    finally:
+        jax.monitoring.unregister_event_listener(listener)
+        jax.config.update("jax_compilation_cache_dir", None)
+        compilation_cache.reset_cache()
+    assert "/jax/compilation_cache/cache_hits" in hits
+    assert second.metrics == first.metrics

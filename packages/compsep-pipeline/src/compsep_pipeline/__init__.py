@@ -11,6 +11,7 @@ from ._campaign import RegionFitter as RegionFitter
 from ._campaign import RegionProblem as RegionProblem
 from ._campaign import auto_batch as auto_batch
 from ._campaign import components as components
+from ._campaign import enable_compilation_cache as enable_compilation_cache
 from ._campaign import fit_layout as fit_layout
 from ._campaign import grid_space as grid_space
 from ._campaign import layout_metrics as layout_metrics
@@ -95,6 +96,7 @@ __all__ = [
     "config_from_toml",
     "default_config",
     "dust_intensity",
+    "enable_compilation_cache",
     "fit_layout",
     "foreground_systematic",
     "grid_space",

@@ -198,14 +198,21 @@ def _fit_and_reconstruct(lik: sl.SpectralLikelihood, fit_cfg, data, foregrounds)
     return res, cmb, syst
 
 
-def _device_metrics(res, cmb, syst, cmb_true) -> dict[str, Array]:
-    """The map metrics of :func:`layout_metrics` on the device (only scalars leave it)."""
+def _device_metrics(res, cmb, syst, cmb_true, valid) -> dict[str, Array]:
+    """The map metrics of :func:`layout_metrics` on the device (only scalars leave it).
+
+    ``valid`` ``[P]`` is 1 on the region's pixels and 0 on the padding pixels of
+    :class:`RegionFitter` (every mean and variance over pixels is over the region's).
+    """
+    n = jnp.sum(valid)
+    pix_mean = lambda x: jnp.sum(x * valid, axis=-1) / n
+    centred = cmb - pix_mean(cmb)[..., None]
     return {
-        "cmb_variance": jnp.mean(jnp.sum(jnp.var(cmb, axis=-1), axis=-1)),
-        "cmb_noise_variance": jnp.mean(jnp.var(cmb, axis=0)),
+        "cmb_variance": jnp.mean(jnp.sum(pix_mean(centred**2), axis=-1)),
+        "cmb_noise_variance": jnp.mean(pix_mean(jnp.var(cmb, axis=0))),
         "nll": jnp.mean(res.nll),
-        "cmb_mse": jnp.mean((cmb - cmb_true[None]) ** 2),
-        "syst_mse": jnp.mean(syst**2),
+        "cmb_mse": jnp.mean(pix_mean((cmb - cmb_true[None]) ** 2)),
+        "syst_mse": jnp.mean(pix_mean(syst**2)),
         "converged_fraction": jnp.mean(res.converged.astype(cmb.dtype)),
         "n_iter": jnp.mean(res.n_iter.astype(cmb.dtype)),
     }
@@ -237,18 +244,49 @@ def _tuple_bucket(n: int, n_pix: int | None = None) -> int:
     return bucket if n_pix is None else max(n, min(bucket, int(n_pix)))
 
 
+def pixel_bucket(n_pix: int) -> int:
+    """Padded pixel count of a region: the tuple ladder (1536, 2048, 3072, 4096, 6144, ...)
+    above 1024 pixels; smaller regions (test skies) are not padded."""
+    return int(n_pix) if n_pix <= 1024 else _tuple_bucket(n_pix)
+
+
+def enable_compilation_cache(path: str | Path) -> bool:
+    """Persist JAX compilations under ``path`` (unless a cache directory is already set).
+
+    Fits of regions of one pixel bucket compile to the same programs: with the cache, a
+    campaign compiles them for its first region only (and a resumed run not at all).
+    Returns whether this call set the directory.
+    """
+    from jax.experimental.compilation_cache import compilation_cache
+
+    if jax.config.jax_compilation_cache_dir:
+        return False
+    Path(path).mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    # JAX decides at its first compilation whether a cache is used: decide again
+    compilation_cache.reset_cache()
+    return True
+
+
 class RegionFitter:
     """Layout-independent compiled fits of one region (spec-likelihood layouts as data).
 
-    Every layout is padded to ``k_max`` patches per parameter and to a power-of-two bucket
-    of label tuples, so one compilation serves every layout of a bucket and a batch of
-    layouts is fitted in one call, vmapped over layouts and noise realisations.
+    Every layout is padded to ``k_max`` patches per parameter and to a bucket of label
+    tuples (:func:`_tuple_bucket`), so one compilation serves every layout of a bucket and
+    a batch of layouts is fitted in one call, vmapped over layouts and noise realisations.
+    The region's pixels are padded too, to a bucket of the same ladder, with zero maps
+    labelled like the first pixel: they add nothing to the likelihood (its statistics sum
+    ``N d d^T N`` over pixels) and are left out of every metric. Regions of the same
+    pixel bucket then compile the same programs, which a persistent compilation cache
+    (:func:`enable_compilation_cache`) shares between the regions of a campaign.
 
     Args:
         problem: the region.
         cfg: the campaign configuration (``[fit]`` settings).
         k_max: parameter name -> padded patch count (>= every K fitted).
         batch: layouts per call (shorter batches are padded by repeating a layout).
+        n_pad: padded pixel count (default :func:`pixel_bucket` of the region's).
     """
 
     def __init__(
@@ -257,6 +295,7 @@ class RegionFitter:
         cfg: CampaignConfig,
         k_max: Mapping[str, int],
         batch: int = 1,
+        n_pad: int | None = None,
     ) -> None:
         ensure_x64()
         self.problem = problem
@@ -264,11 +303,23 @@ class RegionFitter:
         self.k_max = {k: int(v) for k, v in k_max.items()}
         self.batch = int(batch)
         self._compiled: dict[tuple[int, bool], tuple[sl.SpectralLikelihood, object]] = {}
-        self._args = (
-            jnp.asarray(problem.data),
-            jnp.asarray(problem.foregrounds),
-            jnp.asarray(problem.cmb_true),
+        self.n_pix = int(problem.indices.size)
+        self.n_pad = pixel_bucket(self.n_pix) if n_pad is None else int(n_pad)
+        if self.n_pad < self.n_pix:
+            raise ValueError(f"n_pad = {n_pad} is below the region's {self.n_pix} pixels")
+        pad = lambda a: np.concatenate(
+            [a, np.zeros((*a.shape[:-1], self.n_pad - self.n_pix), a.dtype)], axis=-1
         )
+        self._args = (
+            jnp.asarray(pad(np.asarray(problem.data))),
+            jnp.asarray(pad(np.asarray(problem.foregrounds))),
+            jnp.asarray(pad(np.asarray(problem.cmb_true))),
+            jnp.asarray(np.arange(self.n_pad) < self.n_pix, dtype=jnp.float64),
+        )
+
+    def _padded(self, layout: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        extra = self.n_pad - self.n_pix
+        return {k: np.concatenate([v, np.full(extra, v[0], v.dtype)]) for k, v in layout.items()}
 
     def _function(self, t_max: int, layout: Mapping[str, np.ndarray], keep_maps: bool):
         if (t_max, keep_maps) not in self._compiled:
@@ -276,20 +327,20 @@ class RegionFitter:
                 components(),
                 self.problem.frequencies,
                 self.problem.noise_inv_var,
-                self.problem.indices.size,
-                layout,
+                self.n_pad,
+                self._padded(layout),
                 k_max=self.k_max,
                 t_max=t_max,
             )
             fit_cfg = self.cfg.fit
 
-            def one_layout(arrays, data, foregrounds, cmb_true):
+            def one_layout(arrays, data, foregrounds, cmb_true, valid):
                 lik = template.with_layout_arrays(arrays)
                 res, cmb, syst = _fit_and_reconstruct(lik, fit_cfg, data, foregrounds)
-                metrics = _device_metrics(res, cmb, syst, cmb_true)
+                metrics = _device_metrics(res, cmb, syst, cmb_true, valid)
                 return res, metrics, (cmb, syst) if keep_maps else None
 
-            fn = jax.jit(jax.vmap(one_layout, in_axes=(0, None, None, None)))
+            fn = jax.jit(jax.vmap(one_layout, in_axes=(0, None, None, None, None)))
             self._compiled[t_max, keep_maps] = (template, fn)
             return template, fn, True
         template, fn = self._compiled[t_max, keep_maps]
@@ -319,9 +370,11 @@ class RegionFitter:
                         f"layout has {int(lay[k].max()) + 1} {k} patches, more than the "
                         f"fitter's k_max {self.k_max[k]}"
                     )
-        t_max = _tuple_bucket(max(_n_tuples(lay) for lay in labels), self.problem.indices.size)
+        # capped at the region's own pixel count: every bucket below it is shared with the
+        # regions of its pixel bucket, the top one is its own (no padding terms to fit)
+        t_max = _tuple_bucket(max(_n_tuples(lay) for lay in labels), self.n_pix)
         template, fn, new = self._function(t_max, labels[0], keep_maps)
-        arrays = [template.layout_arrays(lay) for lay in labels]
+        arrays = [template.layout_arrays(self._padded(lay)) for lay in labels]
         arrays += [arrays[-1]] * (self.batch - len(arrays))
         stacked = jax.tree.map(lambda *v: np.stack(v), *arrays)
         t0 = time.perf_counter()
@@ -332,7 +385,11 @@ class RegionFitter:
             t0 = time.perf_counter()
         res, metrics, maps = jax.block_until_ready(fn(stacked, *self._args))
         res, metrics = jax.tree.map(np.asarray, (res, metrics))
-        cmb, syst = (None, None) if maps is None else (np.asarray(maps[0]), np.asarray(maps[1]))
+        cmb, syst = (
+            (None, None)
+            if maps is None
+            else (np.asarray(maps[0][..., : self.n_pix]), np.asarray(maps[1][..., : self.n_pix]))
+        )
         run_s = (time.perf_counter() - t0) / len(labels)
         fits = []
         for i, lay in enumerate(labels):
@@ -468,7 +525,9 @@ def run_region_grid(
         "T_d": max(grid.K_Td),
         "beta_s": max(grid.K_bs),
     }
-    k_max = {k: min(v, problem.indices.size) for k, v in k_max.items()}
+    # capped at the padded pixel count (not the region's own): regions of one pixel bucket
+    # then share every program
+    k_max = {k: min(v, pixel_bucket(problem.indices.size)) for k, v in k_max.items()}
     batch = grid.batch or auto_batch(problem.n_real, k_max, jax.default_backend() == "gpu")
     cfg = screening_config(cfg)
     fitter = RegionFitter(problem, cfg, k_max, batch=batch)

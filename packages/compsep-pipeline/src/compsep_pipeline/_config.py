@@ -137,6 +137,9 @@ class GridConfig:
     Looser ones stop the slowest fits of near-per-pixel layouts early, where -log L still
     creeps down along one weakly constrained direction; the compared layouts (the selected
     one, multi-resolution, single patch) are always refitted with ``[fit]``'s.
+    ``compilation_cache``: keep JAX compilations in ``<run folder>/jax_cache``, so the
+    regions of one pixel bucket (and a resumed run) reuse the first region's programs
+    (unless a cache directory is already configured, e.g. ``JAX_COMPILATION_CACHE_DIR``).
     """
 
     K_bd: tuple[int, ...] = (1, 4, 8, 16)
@@ -150,6 +153,7 @@ class GridConfig:
     batch: int = 0
     gtol: float = 0.0
     rtol: float = 0.0
+    compilation_cache: bool = True
 
     def __post_init__(self) -> None:
         for key in ("K_bd", "K_Td", "K_bs"):

@@ -36,6 +36,7 @@ import pandas as pd
 from ._campaign import (
     LayoutFit,
     RegionProblem,
+    enable_compilation_cache,
     fit_layout,
     layout_metrics,
     region_problem,
@@ -177,6 +178,8 @@ def _region_stages(
     progress: bool,
 ) -> tuple[list[pd.DataFrame], dict, dict, dict, list[dict], dict[str, RegionProblem], dict]:
     """Grid and comparison stages of some regions (each skips what its files hold)."""
+    if cfg.grid.compilation_cache:
+        enable_compilation_cache(rundir / "jax_cache")
     instrument = build_instrument(cfg)
     problems = {
         name: region_problem(cfg, sky, instrument, name, mask) for name, mask in regions.items()

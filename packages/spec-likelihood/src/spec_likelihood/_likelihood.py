@@ -929,9 +929,13 @@ def _column_term_vgh(
     * exact: ``H_ij = -(w_ij^T R)_c [c_i = c_j] - (u_i^T dR_j)_{c_i}`` with
       ``u_i^T dR_j = (u_i^T S u_j) P_{c_j .} + (u_i^T S A) dP_j - (u_i^T N u_j) Q_{c_j .}
       - (u_i^T N A) dQ_j``, ``dM_j = e_{c_j} (u_j^T N A) + transpose`` (``dB_j`` likewise
-      with ``S``), ``dP_j = -P dM_j P``, ``dQ_j = dP_j B P + P dB_j P + P B dP_j``.
+      with ``S``), ``dP_j = -P dM_j P``, ``dQ_j = dP_j B P + P dB_j P + P B dP_j``. These
+      are rank-2: with ``c = c_j``, ``p_c``, ``q_c`` the columns of ``P``, ``Q``,
+      ``v_j = P A^T N u_j`` and ``z_j = R^T u_j``, ``dP_j = -(p_c v_j^T + v_j p_c^T)`` and
+      ``dQ_j = p_c z_j^T + z_j p_c^T - v_j q_c^T - q_c v_j^T``, so no ``C x C`` product is
+      formed per parameter: every term is a product of dot products of ``C``-vectors.
 
-    ``S`` is read once, by ``S [A | u]`` (``F x (C + m)``); the rest is ``C x C`` algebra.
+    ``S`` is read once, by ``S [A | u]`` (``F x (C + m)``); the rest is ``C``-vector algebra.
     """
     ein = _einsum
     m = theta.shape[0]
@@ -950,40 +954,42 @@ def _column_term_vgh(
     p = _spd_inverse(ein("fc,gfk->gck", a, na))
     q = _mm(_mm(p, b), p)
     f = -0.5 * jnp.sum(p * b)
-    ur = _mm(g_ua, p) - _mm(h_ua, q)  # [G, m, C]: u_i^T R
+    sp = _mm(g_ua, p)  # [G, m, C]: rows P A^T S u_j
+    hp = _mm(h_ua, p)  # rows v_j = P A^T N u_j
+    qh = _mm(h_ua, q)  # rows Q A^T N u_j
+    ur = sp - qh  # u_i^T R
     grad = -jnp.sum(jnp.sum(ur, 0) * sel, -1)
     h_uu = ein("if,gjf->gij", u, groups[:, None, :] * u[None])  # u_i^T N u_j
     q_cc = q[:, ci][:, :, ci]  # Q_{c_i c_j}
     out = []
     if hessian in ("hybrid", "gauss-newton"):
-        pi_uu = h_uu - ein("gik,gjk->gij", _mm(h_ua, p), h_ua)
+        pi_uu = h_uu - ein("gik,gjk->gij", hp, h_ua)
         gn = jnp.sum(pi_uu * jnp.swapaxes(q_cc, -1, -2), 0)
         out.append(0.5 * (gn + gn.T))
     if hessian in ("hybrid", "exact"):
         dda = jax.jacfwd(jax.jacfwd(mix))(theta)  # [F, C, m, m]
         w = jnp.stack([jnp.stack([dda[:, cols[i], i, j] for j in range(m)]) for i in range(m)])
         same = jnp.asarray(ci[:, None] == ci[None, :], dtype=a.dtype)
-        wr = ein("ijf,gfc->gijc", w, sa)
-        wr = _mm(wr, jnp.broadcast_to(p[:, None], wr.shape[:2] + p.shape[1:]))
-        wn = ein("ijf,gfc->gijc", w, na)
-        wr = wr - _mm(wn, jnp.broadcast_to(q[:, None], wn.shape[:2] + q.shape[1:]))
-        t1 = jnp.sum(jnp.sum(wr, 0) * sel[:, None, :], -1) * same  # (w_ij^T R)_c
-        g_uu = ein("gfi,jf->gij", su, u)  # u_i^T S u_j
-        e = sel[None, :, :, None]  # [1, m, C, 1]
-        dm = e * h_ua[:, :, None, :]
-        dm = dm + jnp.swapaxes(dm, -1, -2)  # [G, m, C, C]
-        db = e * g_ua[:, :, None, :]
-        db = db + jnp.swapaxes(db, -1, -2)
-        pg = jnp.broadcast_to(p[:, None], dm.shape)
-        bg = jnp.broadcast_to(b[:, None], dm.shape)
-        dp = -_mm(_mm(pg, dm), pg)
-        dq = _mm(_mm(dp, bg), pg) + _mm(_mm(pg, db), pg) + _mm(_mm(pg, bg), dp)
-        x1 = jnp.sum(ein("gic,gjck->gijk", g_ua, dp) * sel[None, :, None, :], -1)
-        x2 = jnp.sum(ein("gic,gjck->gijk", h_ua, dq) * sel[None, :, None, :], -1)
-        p_cc = p[:, ci][:, :, ci]
-        t2 = jnp.sum(
-            g_uu * jnp.swapaxes(p_cc, -1, -2) + x1 - h_uu * jnp.swapaxes(q_cc, -1, -2) - x2, 0
+        # (w_ij^T R)_{c_i}: only column c_i of P and Q is needed
+        p_ci, q_ci = p[:, :, ci], q[:, :, ci]  # [G, C, m]
+        t1 = ein("gijk,gki->gij", ein("ijf,gfc->gijc", w, sa), p_ci)
+        t1 = jnp.sum(t1 - ein("gijk,gki->gij", ein("ijf,gfc->gijc", w, na), q_ci), 0) * same
+        # dP_j = -(p_c v_j^T + v_j p_c^T) and dQ_j = p_c z_j^T + z_j p_c^T - v_j q_c^T
+        # - q_c v_j^T (c = c_j; p_c, q_c columns of P, Q; v_j = P A^T N u_j; z_j = R^T u_j,
+        # the rows of ``ur``): every term of u_i^T dR_j is a product of 3-vector dots
+        at_ci = lambda x: jnp.swapaxes(x[:, :, ci], -1, -2)  # x[g, j, c_i] as [g, i, j]
+        at_cj = lambda x: x[:, :, ci]  # x[g, i, c_j] as [g, i, j]
+        vc = at_ci(hp)  # v_j[c_i]
+        p_cc = p[:, ci][:, :, ci]  # P_{c_i c_j}
+        x1 = -(at_cj(sp) * vc + ein("gic,gjc->gij", g_ua, hp) * p_cc)
+        x2 = (
+            at_cj(hp) * at_ci(ur)
+            + ein("gic,gjc->gij", h_ua, ur) * p_cc
+            - ein("gic,gjc->gij", h_ua, hp) * q_cc
+            - at_cj(qh) * vc
         )
+        g_uu = ein("gfi,jf->gij", su, u)  # u_i^T S u_j
+        t2 = jnp.sum(g_uu * p_cc + x1 - h_uu * q_cc - x2, 0)
         hess = -t1 - t2
         out.append(0.5 * (hess + hess.T))
     return f, grad, out[0] if len(out) == 1 else jnp.stack(out)

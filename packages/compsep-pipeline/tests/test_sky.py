@@ -146,6 +146,23 @@ def test_kmeans_patches_do_not_depend_on_call_order(planck_masks):
     np.testing.assert_array_equal(first, b.labels(12))
 
 
+def test_prefetch_gives_the_labels_of_one_at_a_time(planck_masks):
+    mask = resample_mask(np.load(planck_masks)["GAL020"], 16)
+    a = KMeansPatcher(16, mask, seed=3)
+    b = KMeansPatcher(16, mask, seed=3)
+    counts = [5, 12, 13, 40, 1, 10_000]  # two share a padded size; 1 and > n_pix special
+    c = KMeansPatcher(16, mask, seed=3)
+    b.prefetch(counts, one_program=False)
+    c.prefetch(counts, one_program=True)
+    assert set(b._cache) == set(c._cache) == {5, 12, 13, 40, b.n_pix}
+    for k in counts:
+        np.testing.assert_array_equal(a.labels(k), b.labels(k))
+        np.testing.assert_array_equal(a.labels(k), c.labels(k))
+    assert sorted(np.unique(b.labels(40)).tolist()) == list(range(40))
+    with pytest.raises(ValueError, match="number of patches"):
+        a.prefetch([3, 0])
+
+
 def test_beam_smoothing_is_applied():
     nu = [100.0]
     raw = simulate_synthetic(16, nu, seed=2)

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from sklearn.cluster import KMeans
-from sphere_kmeans import kmeans, pixel_neighbours, pixel_vectors
+from sphere_kmeans import kmeans, kmeans_batch, pixel_neighbours, pixel_vectors
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +128,39 @@ def test_variable_k_shares_one_compilation(region):
     out = jax.vmap(lambda k: kmeans(vec, k, seed=0, k_max=64, neighbours=nb))(ks)
     for i, k in enumerate(ks.tolist()):
         assert len(np.unique(out.labels[i])) == k
+
+
+@pytest.mark.parametrize("use_neighbours", [True, False])
+def test_batch_equals_one_at_a_time(region, use_neighbours):
+    vec, nb = region
+    nb = nb if use_neighbours else None
+    counts = [2, 9, 33, 64, 17]
+    batch = kmeans_batch(vec, counts, seed=5, k_max=64, neighbours=nb, n_local_trials=4)
+    assert batch.labels.shape == (len(counts), len(vec))
+    for i, k in enumerate(counts):
+        # tighter padding for the single call: the result does not depend on k_max
+        single = kmeans(vec, k, seed=5, k_max=max(k, 8), neighbours=nb, n_local_trials=4)
+        np.testing.assert_array_equal(batch.labels[i], single.labels)
+        np.testing.assert_allclose(batch.inertia[i], single.inertia, rtol=1e-12)
+        assert int(batch.n_iter[i]) == int(single.n_iter)
+        assert bool(batch.converged[i])
+        _check_lloyd_fixed_point(vec, jax.tree.map(lambda a, i=i: a[i], batch))
+
+
+@pytest.mark.parametrize(
+    ("counts", "kwargs", "match"),
+    [
+        ([], {}, "empty"),
+        (5, {}, "sequence"),
+        ([3, 0], {}, "n_clusters"),
+        ([3, 9], {"k_max": 8}, "k_max"),
+        ([3], {"max_iter": 0}, "max_iter"),
+    ],
+)
+def test_batch_bad_arguments(counts, kwargs, match):
+    _, vec = pixel_vectors(4)
+    with pytest.raises(ValueError, match=match):
+        kmeans_batch(vec, counts, **kwargs)
 
 
 def test_padded_equals_unpadded(region):

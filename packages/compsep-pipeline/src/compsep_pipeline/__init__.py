@@ -62,7 +62,7 @@ from ._sky import SkyMaps as SkyMaps
 from ._sky import simulate_pysm as simulate_pysm
 from ._sky import simulate_synthetic as simulate_synthetic
 
-__version__ = "0.3.2"
+__version__ = "0.3.4"
 
 __all__ = [
     "PTEP_MULTIRES",

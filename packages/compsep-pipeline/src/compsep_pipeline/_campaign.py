@@ -575,6 +575,12 @@ def run_region_grid(
         return {key: np.asarray([r[key] for r in rows]) for key in rows[0]}
 
     space = grid_space(cfg)
+    # The K-means of every patch count the remaining configurations need, side by side
+    # (one vmapped call per padded size; same labels as one at a time).
+    pending = np.flatnonzero(~gd.scan_results(out_dir, space, owned=set()).done)
+    if pending.size:
+        columns = space.columns(pending)
+        problem.patcher.prefetch(sorted({int(k) for a in GRID_AXES for k in columns[a]}))
     gd.run_grid(
         objective,
         space,

@@ -45,7 +45,7 @@ from ._units import K_RJ_to_K_CMB as K_RJ_to_K_CMB
 from ._units import K_RJ_to_MJysr as K_RJ_to_MJysr
 from ._units import unit_conversion as unit_conversion
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"
 
 __all__ = [
     "AME",

@@ -910,6 +910,17 @@ def _mm(x: Array, y: Array) -> Array:
     return _einsum(f"{lead}ck,{lead}kl->{lead}cl", x, y)
 
 
+def _take(x: Array, index: tuple[int, ...], axis: int) -> Array:
+    """``x`` indexed along ``axis`` by a static tuple, as stacked static slices.
+
+    The same values as ``jnp.take(x, index, axis)``; on a GPU a gather with an index array
+    inside the vmapped per-term algebra breaks the fusions of its neighbours (H200, one
+    (4800, 20, 20) fit of 100 realisations with the exact column-form Hessian: 0.206 s
+    with gathers, 0.158 s with slices).
+    """
+    return jnp.stack([jax.lax.index_in_dim(x, c, axis, keepdims=False) for c in index], axis)
+
+
 def _column_term_vgh(
     mix: Callable[[Float[Array, " m"]], Float[Array, "freq comp"]],
     theta: Float[Array, " m"],
@@ -960,7 +971,7 @@ def _column_term_vgh(
     ur = sp - qh  # u_i^T R
     grad = -jnp.sum(jnp.sum(ur, 0) * sel, -1)
     h_uu = ein("if,gjf->gij", u, groups[:, None, :] * u[None])  # u_i^T N u_j
-    q_cc = q[:, ci][:, :, ci]  # Q_{c_i c_j}
+    q_cc = _take(_take(q, cols, 1), cols, 2)  # Q_{c_i c_j}
     out = []
     if hessian in ("hybrid", "gauss-newton"):
         pi_uu = h_uu - ein("gik,gjk->gij", hp, h_ua)
@@ -971,16 +982,16 @@ def _column_term_vgh(
         w = jnp.stack([jnp.stack([dda[:, cols[i], i, j] for j in range(m)]) for i in range(m)])
         same = jnp.asarray(ci[:, None] == ci[None, :], dtype=a.dtype)
         # (w_ij^T R)_{c_i}: only column c_i of P and Q is needed
-        p_ci, q_ci = p[:, :, ci], q[:, :, ci]  # [G, C, m]
+        p_ci, q_ci = _take(p, cols, 2), _take(q, cols, 2)  # [G, C, m]
         t1 = ein("gijk,gki->gij", ein("ijf,gfc->gijc", w, sa), p_ci)
         t1 = jnp.sum(t1 - ein("gijk,gki->gij", ein("ijf,gfc->gijc", w, na), q_ci), 0) * same
         # dP_j = -(p_c v_j^T + v_j p_c^T) and dQ_j = p_c z_j^T + z_j p_c^T - v_j q_c^T
         # - q_c v_j^T (c = c_j; p_c, q_c columns of P, Q; v_j = P A^T N u_j; z_j = R^T u_j,
         # the rows of ``ur``): every term of u_i^T dR_j is a product of 3-vector dots
-        at_ci = lambda x: jnp.swapaxes(x[:, :, ci], -1, -2)  # x[g, j, c_i] as [g, i, j]
-        at_cj = lambda x: x[:, :, ci]  # x[g, i, c_j] as [g, i, j]
+        at_ci = lambda x: jnp.swapaxes(_take(x, cols, 2), -1, -2)  # x[g, j, c_i] as [g, i, j]
+        at_cj = lambda x: _take(x, cols, 2)  # x[g, i, c_j] as [g, i, j]
         vc = at_ci(hp)  # v_j[c_i]
-        p_cc = p[:, ci][:, :, ci]  # P_{c_i c_j}
+        p_cc = _take(_take(p, cols, 1), cols, 2)  # P_{c_i c_j}
         x1 = -(at_cj(sp) * vc + ein("gic,gjc->gij", g_ua, hp) * p_cc)
         x2 = (
             at_cj(hp) * at_ci(ur)

@@ -2,6 +2,7 @@
 
 from ._kmeans import KMeansResult as KMeansResult
 from ._kmeans import kmeans as kmeans
+from ._kmeans import kmeans_batch as kmeans_batch
 from ._labels import binned_labels as binned_labels
 from ._labels import labels_to_map as labels_to_map
 from ._labels import multires_labels as multires_labels
@@ -12,7 +13,7 @@ from ._regions import hemisphere_split as hemisphere_split
 from ._regions import pixel_neighbours as pixel_neighbours
 from ._regions import pixel_vectors as pixel_vectors
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "KMeansResult",
@@ -20,6 +21,7 @@ __all__ = [
     "disjoint_zones",
     "hemisphere_split",
     "kmeans",
+    "kmeans_batch",
     "labels_to_map",
     "multires_labels",
     "patch_sizes",

@@ -25,6 +25,7 @@ Design:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import partial
 from typing import NamedTuple
 
@@ -228,8 +229,7 @@ def _single_run(x, k, key, neighbours, *, k_max, max_iter, tol, n_trials):
     return KMeansResult(labels, centroids, inertia, n_iter, done)
 
 
-@partial(jax.jit, static_argnames=("k_max", "n_init", "max_iter", "n_trials"))
-def _kmeans_jit(x, k, key, tol, neighbours, *, k_max, n_init, max_iter, n_trials):
+def _kmeans_restarts(x, k, key, tol, neighbours, *, k_max, n_init, max_iter, n_trials):
     keys = jax.random.split(key, n_init)
     run = partial(_single_run, k_max=k_max, max_iter=max_iter, tol=tol, n_trials=n_trials)
     results = jax.vmap(lambda kk: run(x.T, k, kk, neighbours))(keys)
@@ -237,8 +237,58 @@ def _kmeans_jit(x, k, key, tol, neighbours, *, k_max, n_init, max_iter, n_trials
     return jax.tree.map(lambda a: a[best], results)
 
 
+_STATIC = ("k_max", "n_init", "max_iter", "n_trials")
+_kmeans_jit = jax.jit(_kmeans_restarts, static_argnames=_STATIC)
+
+
+@partial(jax.jit, static_argnames=_STATIC)
+def _kmeans_batch_jit(x, ks, key, tol, neighbours, **static):
+    return jax.vmap(lambda k: _kmeans_restarts(x, k, key, tol, neighbours, **static))(ks)
+
+
 def _is_concrete(a) -> bool:
     return not isinstance(a, jax.core.Tracer)
+
+
+def _check_vectors(vectors):
+    if _is_concrete(vectors):
+        arr = np.asarray(vectors)
+        if arr.ndim != 2 or arr.shape[1] != 3 or arr.shape[0] == 0:
+            raise ValueError(f"vectors must have shape [n, 3] with n >= 1, got {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("vectors contains NaN or inf; pass unit vectors of region pixels")
+        norms = np.linalg.norm(arr, axis=1)
+        if np.any(np.abs(norms - 1) > 1e-3):
+            raise ValueError("vectors must be unit vectors (|x| = 1); normalise them first")
+    x = jnp.asarray(vectors)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.result_type(float))
+    if x.ndim != 2 or x.shape[1] != 3:
+        raise ValueError(f"vectors must have shape [n, 3], got {x.shape}")
+    return x
+
+
+def _check_options(k_max, n_init, max_iter, n_local_trials, neighbours, seed, n):
+    if isinstance(k_max, bool) or not isinstance(k_max, int) or not k_max >= 1:
+        raise ValueError(f"k_max must be a positive Python int, got {k_max!r}")
+    for name, value in (("n_init", n_init), ("max_iter", max_iter)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if n_local_trials is None:
+        n_local_trials = 2 + int(math.log(k_max))
+    if neighbours is not None:
+        neighbours = jnp.asarray(neighbours, dtype=jnp.int32)
+        if neighbours.ndim != 2 or neighbours.shape[0] != n:
+            raise ValueError(
+                f"neighbours must have shape [n, m] with n = {n}, got {neighbours.shape}"
+            )
+    if isinstance(seed, int | np.integer) or (
+        hasattr(seed, "dtype") and jnp.issubdtype(jnp.asarray(seed).dtype, jnp.integer)
+    ):
+        key = jax.random.key(seed)
+    else:
+        key = seed
+    return n_local_trials, neighbours, key
 
 
 def kmeans(
@@ -288,20 +338,7 @@ def kmeans(
         >>> int(res.labels.max()) + 1
         12
     """
-    if _is_concrete(vectors):
-        arr = np.asarray(vectors)
-        if arr.ndim != 2 or arr.shape[1] != 3 or arr.shape[0] == 0:
-            raise ValueError(f"vectors must have shape [n, 3] with n >= 1, got {arr.shape}")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError("vectors contains NaN or inf; pass unit vectors of region pixels")
-        norms = np.linalg.norm(arr, axis=1)
-        if np.any(np.abs(norms - 1) > 1e-3):
-            raise ValueError("vectors must be unit vectors (|x| = 1); normalise them first")
-    x = jnp.asarray(vectors)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.result_type(float))
-    if x.ndim != 2 or x.shape[1] != 3:
-        raise ValueError(f"vectors must have shape [n, 3], got {x.shape}")
+    x = _check_vectors(vectors)
     n = x.shape[0]
     if _is_concrete(n_clusters):
         k_int = check_n_clusters(n_clusters, n)
@@ -311,27 +348,11 @@ def kmeans(
         k_int = None
     if k_max is None:
         k_max = k_int
-    if isinstance(k_max, bool) or not isinstance(k_max, int) or not k_max >= 1:
-        raise ValueError(f"k_max must be a positive Python int, got {k_max!r}")
+    n_local_trials, neighbours, key = _check_options(
+        k_max, n_init, max_iter, n_local_trials, neighbours, seed, n
+    )
     if k_int is not None and k_int > k_max:
         raise ValueError(f"n_clusters ({k_int}) exceeds k_max ({k_max}); raise k_max")
-    for name, value in (("n_init", n_init), ("max_iter", max_iter)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if n_local_trials is None:
-        n_local_trials = 2 + int(math.log(k_max))
-    if neighbours is not None:
-        neighbours = jnp.asarray(neighbours, dtype=jnp.int32)
-        if neighbours.ndim != 2 or neighbours.shape[0] != n:
-            raise ValueError(
-                f"neighbours must have shape [n, m] with n = {n}, got {neighbours.shape}"
-            )
-    if isinstance(seed, int | np.integer) or (
-        hasattr(seed, "dtype") and jnp.issubdtype(jnp.asarray(seed).dtype, jnp.integer)
-    ):
-        key = jax.random.key(seed)
-    else:
-        key = seed
     k = jnp.minimum(jnp.asarray(n_clusters, jnp.int32), min(n, k_max))
     tol_arr = jnp.asarray(tol, x.dtype)
     return _kmeans_jit(
@@ -339,6 +360,81 @@ def kmeans(
         k,
         key,
         tol_arr,
+        neighbours,
+        k_max=k_max,
+        n_init=n_init,
+        max_iter=max_iter,
+        n_trials=n_local_trials,
+    )
+
+
+def kmeans_batch(
+    vectors: Float[Array, "n 3"],
+    n_clusters: Sequence[int],
+    *,
+    seed: int | Array = 0,
+    n_init: int = 1,
+    max_iter: int = 300,
+    tol: float = 0.0,
+    k_max: int | None = None,
+    neighbours: Int[Array, "n m"] | None = None,
+    n_local_trials: int | None = None,
+) -> KMeansResult:
+    """Spherical K-means of the same points for several cluster counts in one call.
+
+    Every count is clustered exactly as :func:`kmeans` would with the same ``seed``,
+    ``k_max`` and options (same seeding, same Lloyd iterations, same labels), but all of
+    them run side by side, vmapped over K: the sequential parts (K k-means++ steps, the
+    Lloyd iterations) then take as long as the largest count alone instead of the sum
+    over all counts, which is what a grid over many K_bd needs on a GPU. The price is
+    that the exact O(n k_max) assignment is evaluated at every Lloyd iteration of every
+    count (vmapped control flow runs both branches), so on a CPU with large ``k_max``
+    a loop over :func:`kmeans` can be cheaper.
+
+    Args:
+        vectors: unit vectors ``[n, 3]``.
+        n_clusters: cluster counts, each in ``[1, n]`` and ``<= k_max``.
+        seed, n_init, max_iter, tol, neighbours, n_local_trials: as in :func:`kmeans`;
+            the same seed serves every count.
+        k_max: static padded number of clusters (default: the largest count).
+
+    Returns:
+        :class:`KMeansResult` with a leading axis over ``n_clusters`` (``labels
+        [B, n]``, ``centroids [B, k_max, 3]``, ...).
+
+    Raises:
+        ValueError: as :func:`kmeans`, and if ``n_clusters`` is empty.
+
+    Example:
+        >>> from sphere_kmeans import kmeans_batch, pixel_vectors
+        >>> _, vec = pixel_vectors(8)
+        >>> res = kmeans_batch(vec, [4, 12], seed=0, k_max=16)
+        >>> [int(row.max()) + 1 for row in res.labels]
+        [4, 12]
+    """
+    x = _check_vectors(vectors)
+    n = x.shape[0]
+    if isinstance(n_clusters, int | np.integer) or np.ndim(n_clusters) != 1:
+        raise ValueError(
+            f"n_clusters must be a sequence of cluster counts, got {n_clusters!r}; "
+            "use kmeans() for a single count"
+        )
+    counts = [check_n_clusters(k, n) for k in n_clusters]
+    if not counts:
+        raise ValueError("n_clusters is empty: pass at least one cluster count")
+    if k_max is None:
+        k_max = max(counts)
+    n_local_trials, neighbours, key = _check_options(
+        k_max, n_init, max_iter, n_local_trials, neighbours, seed, n
+    )
+    if max(counts) > k_max:
+        raise ValueError(f"n_clusters ({max(counts)}) exceeds k_max ({k_max}); raise k_max")
+    ks = jnp.asarray(counts, jnp.int32)
+    return _kmeans_batch_jit(
+        x,
+        ks,
+        key,
+        jnp.asarray(tol, x.dtype),
         neighbours,
         k_max=k_max,
         n_init=n_init,

@@ -98,7 +98,8 @@ class KMeansPatcher:
                 CPU the exact assignment at the largest size would dominate the small
                 counts). Default: one program on a GPU. H200, the 57 patch counts of
                 Table III on GAL020_U: one at a time 41.8 s, one call per padded size
-                26.7 s (1.9 s of it not compilation).
+                26.7 s (1.9 s of it not compilation), one program 3.8 s (compilation
+                included).
         """
         todo = sorted({min(int(k), self.n_pix) for k in counts} - set(self._cache) - {1})
         if todo and todo[0] < 1:

@@ -21,7 +21,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from ._likelihood import HessianKind, Method, SpectralLikelihood, apply_mask
-from ._optimize import _RUNNING, FitStatus, _minimize, hit_bounds, minimize_partially_separable
+from ._optimize import _RUNNING, FitStatus, _minimize, hit_bounds
 from ._sed import Component
 
 __all__ = ["FitResult", "fit", "fit_likelihood", "fit_likelihood_batch"]
@@ -64,6 +64,34 @@ def _terms(lik: SpectralLikelihood, data: Array, method: Method, hessian: Hessia
     fn = lambda th, a: lik.pixel_term(th, a[0], a[1], a[2])
     vgh = lambda th, a: lik.pixel_term_vgh(th, a[0], a[1], a[2], hessian)
     return fn, aux, lay.pixel_index, vgh, jnp.ones(lay.n_pix, bool)
+
+
+def _solver(lik: SpectralLikelihood, data: Array, method: Method, hessian: HessianKind, **tol):
+    """``(start, **options) -> _minimize(...)`` over the likelihood terms of ``data``.
+
+    ``tol``: ``gtol``, ``rtol``, ``max_iter``; ``options``: the pause/resume arguments of
+    :func:`_minimize` (``state``, ``stop_at``, ``batch_axis``, ``min_running``).
+    """
+    fn, aux, index, vgh, valid = _terms(lik, data, method, hessian)
+    lower, upper = jnp.asarray(lik.lower), jnp.asarray(lik.upper)
+    n_patches = lik.layout.n_patches
+
+    def solve(start, **options):
+        return _minimize(
+            fn,
+            aux,
+            index,
+            n_patches,
+            start,
+            lower,
+            upper,
+            term_vgh=vgh,
+            term_valid=valid,
+            **tol,
+            **options,
+        )
+
+    return solve
 
 
 def fit_likelihood(
@@ -109,21 +137,8 @@ def fit_likelihood(
     x0 = jnp.asarray(lik.init if x0 is None else x0, dtype=float)
     if hessian not in ("hybrid", "gauss-newton", "exact"):
         raise ValueError(f"hessian must be 'hybrid', 'gauss-newton' or 'exact', got {hessian!r}")
-    fn, aux, index, vgh, valid = _terms(lik, data, method, hessian)
-    solve = lambda start: minimize_partially_separable(
-        fn,
-        aux,
-        index,
-        lik.layout.n_patches,
-        start,
-        lower,
-        upper,
-        term_vgh=vgh,
-        term_valid=valid,
-        gtol=gtol,
-        rtol=rtol,
-        max_iter=max_iter,
-    )
+    solver = _solver(lik, data, method, hessian, gtol=gtol, rtol=rtol, max_iter=max_iter)
+    solve = lambda start: solver(start)[1]
     if n_starts == 1:
         res = solve(x0)
         n_evals = res.n_evals
@@ -213,29 +228,11 @@ def fit_likelihood_batch(
         raise ValueError("fit: every parameter is fixed; there is nothing to fit")
     if hessian not in ("hybrid", "gauss-newton", "exact"):
         raise ValueError(f"hessian must be 'hybrid', 'gauss-newton' or 'exact', got {hessian!r}")
-    lower, upper = jnp.asarray(lik.lower), jnp.asarray(lik.upper)
     start = jnp.asarray(lik.init if x0 is None else x0, dtype=float)
 
     def run(d, state, stop_at, batch_axis=None):
-        fn, aux, index, vgh, valid = _terms(lik, d, method, hessian)
-        return _minimize(
-            fn,
-            aux,
-            index,
-            lik.layout.n_patches,
-            start,
-            lower,
-            upper,
-            term_vgh=vgh,
-            term_valid=valid,
-            gtol=gtol,
-            rtol=rtol,
-            max_iter=max_iter,
-            state=state,
-            stop_at=stop_at,
-            batch_axis=batch_axis,
-            min_running=size,
-        )
+        solver = _solver(lik, d, method, hessian, gtol=gtol, rtol=rtol, max_iter=max_iter)
+        return solver(start, state=state, stop_at=stop_at, batch_axis=batch_axis, min_running=size)
 
     axis = "fit_likelihood_batch"
     state, res = jax.vmap(lambda d: run(d, None, compact_after, axis), axis_name=axis)(data)

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # 2xH200: the six Table III regions in two chains of three, one chain per GPU (pinned to 16
 # cores), each chain on its own compilation cache (as one H200 running its regions in turn).
+# OPTS: options of gpu_table3_throughput.py; the screening run had
+# OPTS="--grid gtol=0.01 --grid rtol=1e-13", the default run none; the default run also had
+# CHAIN0="GAL020_L GAL060-GAL040_L GAL060-GAL040_U" CHAIN1="GAL020_U GAL040-GAL020_L GAL040-GAL020_U".
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 P=$PWD/packages
 export PYTHONPATH=/tmp/site:$P/compsep-pipeline/src:$P/sphere-kmeans/src:$P/spec-likelihood/src:$P/grid-dispatch/src:$P/bb-residuals/src
-T="python3 $P/compsep-pipeline/benchmarks/gpu_table3_throughput.py --sky .gpu3/sky_c1d1s1_ns64.npz --cls .gpu3/camb_templates.npz --mask-file .gpu4/GAL_PlanckMasks_64.npz --grid gtol=0.01 --grid rtol=1e-13"
+T="python3 $P/compsep-pipeline/benchmarks/gpu_table3_throughput.py --sky .gpu3/sky_c1d1s1_ns64.npz --cls .gpu3/camb_templates.npz --mask-file .gpu4/GAL_PlanckMasks_64.npz ${OPTS:-}"
 nvidia-smi --query-gpu=name,memory.total --format=csv > $OUT/gpu.txt
 chain() {  # gpu regions...
   g=$1; shift; C0=$((g*16)); C1=$((C0+15))

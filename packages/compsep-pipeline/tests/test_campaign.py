@@ -286,9 +286,9 @@ def test_grid_screening_tolerances_reach_the_grid_fits_only(problem, tmp_path, m
     seen = []
     original = campaign._fit_and_reconstruct
 
-    def recording(lik, fit_cfg, data, foregrounds):
+    def recording(lik, fit_cfg, data, foregrounds, x0=None):
         seen.append((fit_cfg.gtol, fit_cfg.rtol))
-        return original(lik, fit_cfg, data, foregrounds)
+        return original(lik, fit_cfg, data, foregrounds, x0)
 
     monkeypatch.setattr(campaign, "_fit_and_reconstruct", recording)
     grid = {"K_bd": [2], "K_Td": [1], "K_bs": [1]}
@@ -305,6 +305,25 @@ def test_grid_screening_tolerances_reach_the_grid_fits_only(problem, tmp_path, m
     )
     with pytest.raises(ValueError, match=r"\[grid\] gtol must be in \[0, 1\)"):
         cfg.replace(grid={"gtol": -1.0})
+
+
+def test_grid_warm_start_keeps_the_metrics(problem, tmp_path):
+    cfg, _, prob = problem
+    grid = {"K_bd": [2, 3], "K_Td": [1, 2], "K_bs": [1]}
+    cold = cp.run_region_grid(prob, cfg.replace(grid=grid), tmp_path / "cold", progress=False)
+    warm_cfg = cfg.replace(grid={**grid, "warm_start": True})
+    warm = cp.run_region_grid(prob, warm_cfg, tmp_path / "warm", progress=False)
+    assert cold.attrs["warm_start"]["start"] is None
+    start = warm.attrs["warm_start"]["start"]
+    assert set(start) == {"beta_d", "T_d", "beta_s"} and warm.attrs["warm_start"]["seconds"] > 0
+    # the same optima: metrics equal to far below their spread over the grid
+    np.testing.assert_allclose(warm["cmb_variance"], cold["cmb_variance"], rtol=1e-6)
+    np.testing.assert_allclose(warm["nll"], cold["nll"], rtol=1e-10)
+    assert cp.select_best(warm, "cmb_variance") == cp.select_best(cold, "cmb_variance")
+    # a finished grid is not started again (no warm-start fit on resume)
+    again = cp.run_region_grid(prob, warm_cfg, tmp_path / "warm", progress=False)
+    assert again.attrs["warm_start"]["start"] is None
+    pd.testing.assert_frame_equal(again, warm)
 
 
 def test_padding_pixels_changes_no_fit_and_no_metric(problem):
@@ -355,3 +374,54 @@ def test_compilation_cache_serves_a_second_fitter(problem, tmp_path):
         compilation_cache.reset_cache()
     assert "/jax/compilation_cache/cache_hits" in hits
     assert second.metrics == first.metrics
+
+
+def test_warm_start_reaches_the_same_optima_in_fewer_iterations():
+    # constant parameters away from the default start (T_d 20 K, beta_d 1.54)
+    cfg = cp.default_config().replace(
+        sky={
+            "nside": 8,
+            "seed": 4,
+            "galaxy": {
+                "beta_d_mean": 1.7,
+                "T_d_mean": 27.0,
+                "beta_d_sigma": 0.0,
+                "T_d_sigma": 0.0,
+                "beta_s_sigma": 0.0,
+            },
+        },
+        noise={"n_realisations": 3},
+        regions={"names": ["GAL060"]},
+    )
+    sky = cp.build_sky(cfg)
+    prob = cp.region_problem(
+        cfg, sky, cp.build_instrument(cfg), "GAL060", cp.build_regions(cfg, sky)["GAL060"]
+    )
+    fitter = cp.RegionFitter(prob, cfg, {"beta_d": 4, "T_d": 4, "beta_s": 2})
+    start = cp.warm_start(fitter, prob)
+    assert start["T_d"] == pytest.approx(27.0, abs=1.5)
+    assert start["beta_d"] == pytest.approx(1.7, abs=0.05)
+    layout = prob.patcher.layout((4, 4, 2))
+    cold = fitter.fit([layout], keep_maps=True)[0]
+    warm = fitter.fit([layout], keep_maps=True, start=start)[0]
+    assert np.all(cold.converged) and np.all(warm.converged)
+    np.testing.assert_allclose(warm.nll, cold.nll, rtol=1e-10)
+    for k in cold.params:
+        np.testing.assert_allclose(warm.params[k], cold.params[k], rtol=1e-4)
+    # the same maps to the fits' tolerance (1e-4 of their rms)
+    np.testing.assert_allclose(warm.cmb, cold.cmb, rtol=0, atol=1e-4 * np.std(cold.cmb))
+    assert np.mean(warm.n_iter) < np.mean(cold.n_iter)
+    # the default start is spec-likelihood's initial values
+    same = fitter.fit([layout], keep_maps=False, start={k: sl.PARAMETERS[k].init for k in start})
+    np.testing.assert_array_equal(same[0].n_iter, cold.n_iter)
+
+
+@pytest.mark.parametrize(
+    ("start", "match"),
+    [({"beta": 1.5}, "unknown parameters"), ({"T_d": 80.0}, "outside the box")],
+)
+def test_bad_start_is_rejected(problem, start, match):
+    cfg, _, prob = problem
+    fitter = cp.RegionFitter(prob, cfg, {"beta_d": 1, "T_d": 1, "beta_s": 1})
+    with pytest.raises(ValueError, match=match):
+        fitter.fit([cp.single_patch_layout(prob.indices.size)], start=start)

@@ -19,6 +19,7 @@ from ._campaign import region_problem as region_problem
 from ._campaign import run_region_grid as run_region_grid
 from ._campaign import select_best as select_best
 from ._campaign import spatial_cmb_variance as spatial_cmb_variance
+from ._campaign import warm_start as warm_start
 from ._cmb import cmb_polarization_spectra as cmb_polarization_spectra
 from ._cmb import cmb_templates as cmb_templates
 from ._compare import MethodSpectra as MethodSpectra
@@ -120,5 +121,6 @@ __all__ = [
     "spatial_cmb_variance",
     "stitch",
     "threshold_masks",
+    "warm_start",
     "write_report",
 ]

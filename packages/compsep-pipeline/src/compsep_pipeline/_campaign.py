@@ -34,7 +34,7 @@ import spec_likelihood as sl
 from jaxtyping import Array
 
 from ._config import CampaignConfig
-from ._patches import PARAMETER_NAMES, KMeansPatcher
+from ._patches import PARAMETER_NAMES, KMeansPatcher, single_patch_layout
 from ._sky import SkyMaps
 from ._x64 import ensure_x64
 
@@ -173,8 +173,11 @@ class LayoutFit:
 _COMPACT_MIN_BATCH = 32  # fewer realisations: one plain vmapped batch (little to gain)
 
 
-def _fit_and_reconstruct(lik: sl.SpectralLikelihood, fit_cfg, data, foregrounds):
-    """Fits of every realisation ``data [n, F, 2, P]``, their GLS CMB and systematic maps."""
+def _fit_and_reconstruct(lik: sl.SpectralLikelihood, fit_cfg, data, foregrounds, x0=None):
+    """Fits of every realisation ``data [n, F, 2, P]``, their GLS CMB and systematic maps.
+
+    ``x0``: flat start of every fit (default ``lik.init``).
+    """
     kw = {"gtol": fit_cfg.gtol, "rtol": fit_cfg.rtol, "max_iter": fit_cfg.max_iter}
     kw["hessian"] = fit_cfg.hessian
     n = data.shape[0]
@@ -182,12 +185,15 @@ def _fit_and_reconstruct(lik: sl.SpectralLikelihood, fit_cfg, data, foregrounds)
         res = sl.fit_likelihood_batch(
             lik,
             data,
+            x0,
             compact_after=fit_cfg.compact_after,
             compact_size=fit_cfg.compact_size or None,
             **kw,
         )
     else:
-        res = jax.vmap(lambda d: sl.fit_likelihood(lik, d, n_starts=fit_cfg.n_starts, **kw))(data)
+        res = jax.vmap(lambda d: sl.fit_likelihood(lik, d, x0, n_starts=fit_cfg.n_starts, **kw))(
+            data
+        )
 
     def maps(params, d):
         cmb = sl.component_maps_likelihood(lik, params, d).amplitudes[0]
@@ -334,34 +340,45 @@ class RegionFitter:
             )
             fit_cfg = self.cfg.fit
 
-            def one_layout(arrays, data, foregrounds, cmb_true, valid):
+            def one_layout(arrays, data, foregrounds, cmb_true, valid, start):
                 lik = template.with_layout_arrays(arrays)
-                res, cmb, syst = _fit_and_reconstruct(lik, fit_cfg, data, foregrounds)
+                # the start is traced: regions with other starts share the program
+                x0 = lik.layout.flatten(dict(zip(PARAMETER_NAMES, start, strict=True)))
+                res, cmb, syst = _fit_and_reconstruct(lik, fit_cfg, data, foregrounds, x0)
                 metrics = _device_metrics(res, cmb, syst, cmb_true, valid)
                 return res, metrics, (cmb, syst) if keep_maps else None
 
-            fn = jax.jit(jax.vmap(one_layout, in_axes=(0, None, None, None, None)))
+            fn = jax.jit(jax.vmap(one_layout, in_axes=(0, None, None, None, None, None)))
             self._compiled[t_max, keep_maps] = (template, fn)
             return template, fn, True
         template, fn = self._compiled[t_max, keep_maps]
         return template, fn, False
 
     def fit(
-        self, layouts: list[Mapping[str, np.ndarray]], keep_maps: bool = True
+        self,
+        layouts: list[Mapping[str, np.ndarray]],
+        keep_maps: bool = True,
+        start: Mapping[str, float] | None = None,
     ) -> list[LayoutFit]:
         """Fit every noise realisation of each layout (one call per ``batch`` layouts).
 
         With ``keep_maps=False`` only the parameters and the metrics leave the device (the
-        reconstructed maps are reduced there): the grid's fast path.
+        reconstructed maps are reduced there): the grid's fast path. ``start``: parameter
+        name -> the value every patch starts from (default: spec-likelihood's
+        ``PARAMETERS`` initial values), e.g. :func:`warm_start` of the region.
         """
         out: list[LayoutFit] = []
-        for start in range(0, len(layouts), self.batch):
-            out.extend(self._fit_batch(layouts[start : start + self.batch], keep_maps))
+        for i in range(0, len(layouts), self.batch):
+            out.extend(self._fit_batch(layouts[i : i + self.batch], keep_maps, start))
         return out
 
     def _fit_batch(
-        self, layouts: list[Mapping[str, np.ndarray]], keep_maps: bool = True
+        self,
+        layouts: list[Mapping[str, np.ndarray]],
+        keep_maps: bool = True,
+        start: Mapping[str, float] | None = None,
     ) -> list[LayoutFit]:
+        start_arr = _start_vector(start)
         labels = [{k: np.asarray(v) for k, v in lay.items()} for lay in layouts]
         for lay in labels:
             for k in PARAMETER_NAMES:
@@ -380,10 +397,10 @@ class RegionFitter:
         t0 = time.perf_counter()
         compile_s = 0.0
         if new:
-            fn.lower(stacked, *self._args).compile()
+            fn.lower(stacked, *self._args, start_arr).compile()
             compile_s = time.perf_counter() - t0
             t0 = time.perf_counter()
-        res, metrics, maps = jax.block_until_ready(fn(stacked, *self._args))
+        res, metrics, maps = jax.block_until_ready(fn(stacked, *self._args, start_arr))
         res, metrics = jax.tree.map(np.asarray, (res, metrics))
         cmb, syst = (
             (None, None)
@@ -410,6 +427,42 @@ class RegionFitter:
                 )
             )
         return fits
+
+
+def _start_vector(start: Mapping[str, float] | None) -> np.ndarray:
+    """``[beta_d, T_d, beta_s]`` start values, checked against the parameter boxes."""
+    start = dict(start or {})
+    unknown = sorted(set(start) - set(PARAMETER_NAMES))
+    if unknown:
+        raise ValueError(f"start: unknown parameters {unknown}; expected {list(PARAMETER_NAMES)}")
+    values = []
+    for name in PARAMETER_NAMES:
+        spec = sl.PARAMETERS[name]
+        v = float(start.get(name, spec.init))
+        if not spec.lower <= v <= spec.upper:
+            raise ValueError(
+                f"start[{name!r}] = {v} lies outside the box [{spec.lower}, {spec.upper}]"
+            )
+        values.append(v)
+    return np.asarray(values, dtype=np.float64)
+
+
+def warm_start(fitter: RegionFitter, problem: RegionProblem) -> dict[str, float]:
+    """Start values of a region's grid fits: its single-patch optimum.
+
+    One fit of every noise realisation with one patch per parameter (from the default
+    start); the mean optimum over realisations is where every patch of the grid's layouts
+    starts. The grid's optima are the same (to the fits' tolerances) but reached in fewer
+    Newton iterations where the region's spectral parameters are far from the default
+    start (PySM c1d1s1, GAL020_L, 4 realisations: T_d 24.1 K against the default 20 K;
+    mean iterations at (300, 5, 1) 10.0 -> 3.5, at (1800, 20, 20) 11.5 -> 6.8).
+    """
+    one = fitter.fit([single_patch_layout(problem.indices.size)], keep_maps=False)[0]
+    out = {}
+    for name in PARAMETER_NAMES:
+        spec = sl.PARAMETERS[name]
+        out[name] = float(np.clip(np.mean(one.params[name]), spec.lower, spec.upper))
+    return out
 
 
 def fit_layout(
@@ -551,8 +604,10 @@ def run_region_grid(
             t0 = time.perf_counter()
             layouts = [problem.patcher.layout(c) for c in todo]
             patch_s = (time.perf_counter() - t0) / len(todo)
-            fg_fits = fg_fitter.fit(layouts) if fg_fitter is not None else [None] * len(todo)
-            fits = fitter.fit(layouts, keep_maps=templates is not None)
+            fg_fits = (
+                fg_fitter.fit(layouts, start=start) if fg_fitter is not None else [None] * len(todo)
+            )
+            fits = fitter.fit(layouts, keep_maps=templates is not None, start=start)
             for c, lf, fg in zip(todo, fits, fg_fits, strict=True):
                 out = {**layout_metrics(problem, lf), "patch_s": patch_s}
                 if templates is not None:
@@ -578,9 +633,15 @@ def run_region_grid(
     # The K-means of every patch count the remaining configurations need, side by side
     # (one vmapped call per padded size; same labels as one at a time).
     pending = np.flatnonzero(~gd.scan_results(out_dir, space, owned=set()).done)
+    warm = {"start": None, "seconds": 0.0}
     if pending.size:
         columns = space.columns(pending)
         problem.patcher.prefetch(sorted({int(k) for a in GRID_AXES for k in columns[a]}))
+        if grid.warm_start:
+            t0 = time.perf_counter()
+            warm["start"] = warm_start(fitter, problem)
+            warm["seconds"] = time.perf_counter() - t0
+    start = warm["start"]
     gd.run_grid(
         objective,
         space,
@@ -592,7 +653,9 @@ def run_region_grid(
         quiet=not progress,
         flush_every_s=0.0,
     )
-    return gd.load_results(out_dir, space)
+    df = gd.load_results(out_dir, space)
+    df.attrs["warm_start"] = warm
+    return df
 
 
 def select_best(df: pd.DataFrame, metric: str) -> tuple[int, int, int]:

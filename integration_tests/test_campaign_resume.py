@@ -12,6 +12,27 @@ import pandas as pd
 
 TIMING = ["compile_s", "run_s", "patch_s"]
 
+SLOW_RUN = """
+import sys
+import time
+
+from compsep_pipeline import _campaign
+from compsep_pipeline._cli import main
+
+fit = _campaign.RegionFitter.fit
+
+
+def slow_fit(self, *args, **kwargs):
+    out = fit(self, *args, **kwargs)
+    time.sleep(3.0)
+    return out
+
+
+_campaign.RegionFitter.fit = slow_fit
+sys.argv[0] = "compsep"
+main()
+"""
+
 
 def _config():
     return cp.default_config().replace(
@@ -36,10 +57,13 @@ def test_resume_after_kill_gives_identical_results(tmp_path):
     rundir = tmp_path / "killed"
     rundir.mkdir()
     (rundir / "config.toml").write_text(cfg.to_toml())
+    # The real `compsep run`, with a pause after each grid batch's fits: the K-means of the
+    # whole grid come first and the fits of this tiny grid take milliseconds, so without
+    # it the three batches land between two polls. The pause changes no result.
+    (tmp_path / "slow_run.py").write_text(SLOW_RUN)
     cmd = [
         sys.executable,
-        "-m",
-        "compsep_pipeline",
+        str(tmp_path / "slow_run.py"),
         "run",
         str(rundir / "config.toml"),
         "--out",

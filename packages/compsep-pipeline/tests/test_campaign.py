@@ -203,9 +203,9 @@ def test_counts_beyond_the_pixel_count_share_one_fit(problem, tmp_path, monkeypa
     calls = []
     original = cp.RegionFitter.fit
 
-    def counting(self, layouts, keep_maps=True):
+    def counting(self, layouts, keep_maps=True, start=None):
         calls.extend(int(lay["beta_d"].max()) + 1 for lay in layouts)
-        return original(self, layouts, keep_maps)
+        return original(self, layouts, keep_maps, start)
 
     monkeypatch.setattr(cp.RegionFitter, "fit", counting)
     df = cp.run_region_grid(prob, cfg, tmp_path / "grid", progress=False)
